@@ -1,0 +1,40 @@
+# Set-up and entry points. Every target creates the virtual environment on first use and is
+# idempotent afterwards (re-installs only when pyproject.toml changes).
+#
+#   make figures   install, then build the study's outputs: snakemake --cores $(CORES) figures/all
+#   make test      install, then run the test suite
+#
+# Torch: TORCH_SPEC is installed first, so the package's `torch>=2.3` requirement is already met
+# and pip downloads nothing more. The pinned version resolves to a local CPU wheel on machines
+# that carry one, and to PyPI's standard (CUDA-enabled on Linux) build elsewhere. For a specific
+# CUDA or CPU-only build:  make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+
+PYTHON ?= python3
+VENV ?= .venv
+CORES ?= 8
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX_URL ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install figures test benchmark clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+figures: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores $(CORES) figures/all
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/envs.py
+
+clean-venv:
+	rm -rf $(VENV)
