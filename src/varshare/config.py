@@ -1,0 +1,376 @@
+"""The experiment config: one validated, typed description of a run, loaded from YAML.
+
+``load_config(path_or_dict, overrides)`` returns an :class:`ExperimentConfig` or raises
+:class:`ConfigError` listing *every* problem, one per line, each with the full dotted key, the
+offending value and what is allowed (for unknown keys: the section's keys and a "did you mean").
+``dump_config`` writes the fully resolved config back to YAML; it loads to an equal object.
+
+Conventions:
+
+* Every section is a small pydantic model deriving from :class:`Section`: unknown keys are errors
+  (``extra="forbid"``), types are strict (``"3"`` is not an int, ``1`` is not a bool; an int is
+  accepted where a float is expected), floats must be finite, and the model is frozen.
+* Step counts are environment steps *per task*; learning rates are per optimizer step.
+* Names that code dispatches on live in one module-level tuple (:data:`METHODS`) or come from
+  their registry (suites: :data:`varshare.envs.suites.SUITES`); the field types are built from them.
+
+Extending (later issues add e.g. ``sac``, ``variants``, ``loo``): write one ``Section`` subclass
+with documented, bounded fields and defaults, and register it as a field of
+:class:`ExperimentConfig` with ``Field(default_factory=TheSection)``. New method names are appended
+to :data:`METHODS`. Checks spanning fields raise ``PydanticCustomError("cross_field", ...)``
+whose message names every key involved and its value; error reporting needs no other change.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from annotated_types import Ge, Gt, Le, Lt, MinLen
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from varshare.envs.suites import SUITES
+from varshare.io import atomic_write_text
+
+#: The weight-sharing methods; append new ones here (the ``methods`` field is built from this).
+METHODS: tuple[str, ...] = (
+    "independent",
+    "hard_sharing",
+    "contextual",
+    "l2_soft",
+    "pcgrad",
+    "cagrad",
+    "varshare",
+)
+
+MethodName = Literal[METHODS]  # type: ignore[valid-type]
+SuiteName = Literal[tuple(SUITES)]  # type: ignore[valid-type]
+
+
+class ConfigError(ValueError):
+    """An invalid config; ``problems`` holds one line per problem, ``source`` the file (if any)."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        where = f" ({source})" if source else ""
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid experiment config{where}: {count}\n{lines}")
+
+
+def _unique(values: list) -> list:
+    """Reject repeated items (validator of list fields whose items must be distinct)."""
+    duplicates = sorted({v for v in values if values.count(v) > 1}, key=str)
+    if duplicates:
+        raise ValueError(f"duplicates: {duplicates}")
+    return values
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys forbidden, strict types, finite floats, frozen."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved section as plain Python data (YAML-serialisable)."""
+        return self.model_dump(mode="python")
+
+
+class EvalConfig(Section):
+    """Periodic evaluation during training."""
+
+    every_steps: int = Field(10_000, ge=1, description="Evaluate every this many env steps per task.")
+    episodes: int = Field(10, ge=1, description="Evaluation episodes per task and evaluation.")
+
+
+class PPOConfig(Section):
+    """PPO hyperparameters; defaults are CleanRL ``ppo.py`` (CartPole)."""
+
+    learning_rate: float = Field(2.5e-4, gt=0, description="Adam step size (initial value if annealed).")
+    num_steps: int = Field(128, ge=1, description="Rollout length per env per update [env steps].")
+    update_epochs: int = Field(4, ge=1, description="Passes over each rollout batch.")
+    num_minibatches: int = Field(4, ge=1, description="Minibatches per epoch; must divide the batch per task.")
+    gamma: float = Field(0.99, ge=0, le=1, description="Discount factor per env step.")
+    gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE λ.")
+    clip_coef: float = Field(0.2, gt=0, description="Surrogate (and value) clipping range ε.")
+    ent_coef: float = Field(0.01, ge=0, description="Entropy bonus weight.")
+    vf_coef: float = Field(0.5, ge=0, description="Value-loss weight.")
+    max_grad_norm: float = Field(0.5, gt=0, description="Global gradient-norm clip (L2).")
+    anneal_lr: bool = Field(True, description="Decay the learning rate linearly to 0 over training.")
+    norm_adv: bool = Field(True, description="Normalise advantages per minibatch.")
+    clip_vloss: bool = Field(True, description="Clip the value loss around the old value estimate.")
+
+
+class NetworkConfig(Section):
+    """Actor and critic MLPs (each has these hidden layers)."""
+
+    hidden_sizes: list[Annotated[int, Ge(1)]] = Field(
+        default_factory=lambda: [64, 64], min_length=1, description="Hidden-layer widths [units]."
+    )
+    activation: Literal["tanh", "relu"] = Field("tanh", description="Hidden-layer nonlinearity.")
+
+
+class VarShareConfig(Section):
+    """VarShare: W_m = θ + μ_m + σ_m ⊙ ε, loss = RL + β·KL(q_m ‖ N(0, σ_prior² I)) / N_data."""
+
+    beta: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "KL weight β. Default 1 (our choice; the seeds give none): with the KL divided by the "
+            "per-task update batch, β = 1 is the per-transition evidence lower bound."
+        ),
+    )
+    sigma_prior: float = Field(0.1, gt=0, description="Prior std σ_prior of every residual element.")
+    rho_init: float = Field(-5.0, description="Initial ρ; σ = softplus(ρ), so −5 gives σ ≈ 0.0067.")
+    estimator: Literal["flipout", "shared_noise", "local_reparam"] = Field(
+        "flipout", description="Gradient estimator of the weight noise."
+    )
+
+
+class L2SoftConfig(Section):
+    """L2 soft sharing: W_m = θ + φ_m, loss = RL + coef·Σ_m ‖φ_m‖²."""
+
+    coef: float = Field(1e-3, ge=0, description="Weight λ of the summed squared residuals (our choice).")
+
+
+class CAGradConfig(Section):
+    """CAGrad on the shared parameters (Liu et al. 2021)."""
+
+    c: float = Field(0.5, ge=0, description="Conflict-averse radius c (authors: 0.5; 0.9 on MT10).")
+    rescale: Literal[0, 1, 2] = Field(1, description="0: none, 1: d/(1+c²), 2: d/(1+c).")
+
+
+class ContextualConfig(Section):
+    """Contextual sharing: one network whose input is [obs, e_m] with a learned task embedding."""
+
+    embedding_dim: int = Field(32, ge=1, description="Task-embedding width (L2-normalised) [units].")
+
+
+class ExperimentConfig(Section):
+    """One experiment: every method × seed trained on every task of ``suite``."""
+
+    suite: SuiteName = Field(description="Task suite (a key of varshare.envs.suites.SUITES).")
+    methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
+        min_length=1, description="Sharing methods to train, each once per seed."
+    )
+    seeds: Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)] = Field(
+        min_length=1, description="Random seeds, one run per method and seed."
+    )
+    total_steps_per_task: int = Field(ge=1, description="Training budget per task [env steps].")
+    # Declared before ``ppo``: the batch check below reads it.
+    envs_per_task: int = Field(4, ge=1, description="Parallel environments per task.")
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    varshare: VarShareConfig = Field(default_factory=VarShareConfig)
+    l2_soft: L2SoftConfig = Field(default_factory=L2SoftConfig)
+    cagrad: CAGradConfig = Field(default_factory=CAGradConfig)
+    contextual: ContextualConfig = Field(default_factory=ContextualConfig)
+    num_threads: int = Field(1, ge=1, description="torch intra-op threads per training job.")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Torch device; auto: cuda if available.")
+
+    @field_validator("ppo")
+    @classmethod
+    def _batch_divisible(cls, ppo: PPOConfig, info: ValidationInfo) -> PPOConfig:
+        """The per-task batch envs_per_task × ppo.num_steps must split into equal minibatches.
+
+        A field validator (not a model validator) so that it still runs, and is reported, when
+        unrelated fields are invalid.
+        """
+        envs = info.data.get("envs_per_task")
+        if envs is None:  # invalid itself, reported on its own
+            return ppo
+        batch = envs * ppo.num_steps
+        if batch % ppo.num_minibatches:
+            divisors = ", ".join(str(d) for d in range(1, batch + 1) if batch % d == 0)
+            raise PydanticCustomError(
+                "cross_field",
+                "{message}",
+                {
+                    "message": f"ppo.num_minibatches = {ppo.num_minibatches} must divide the PPO batch "
+                    f"envs_per_task × ppo.num_steps = {envs} × {ppo.num_steps} = {batch}; "
+                    f"allowed: {divisors}"
+                },
+            )
+        return ppo
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML loader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 does."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text as configs are read (safe loader; ``1e-3`` is a float)."""
+    return yaml.load(text, Loader=_YamlLoader)
+
+
+def load_config(
+    source: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> ExperimentConfig:
+    """Read, merge and validate an experiment config.
+
+    Args:
+        source: path of a YAML file, or the config as a mapping (not modified).
+        overrides: merged over ``source`` (nested mappings merge key by key, anything else replaces);
+            keys may be dotted, e.g. ``{"ppo.learning_rate": 1e-3}``.
+
+    Raises:
+        ConfigError: listing every problem (key, value, what is allowed), and the file if any.
+    """
+    origin = None
+    if isinstance(source, (str, Path)):
+        origin = str(source)
+        try:
+            data = parse_yaml(Path(source).read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError([f"not valid YAML: {exc}"], origin) from None
+    else:
+        data = source
+    if not isinstance(data, Mapping):
+        kind = type(data).__name__
+        raise ConfigError([f"the config must be a mapping of keys to values, got {kind}: {data!r}"], origin)
+    merged = _merge(data, _expand_dotted(overrides or {}))
+    try:
+        return ExperimentConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError([_describe_error(error) for error in exc.errors()], origin) from None
+
+
+def dump_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    """Write the fully resolved ``cfg`` as YAML to ``path`` (parents created); it loads back equal."""
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def _expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1, "c": {"d.e": 2}}`` → ``{"a": {"b": 1}, "c": {"d": {"e": 2}}}``."""
+    nested: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if isinstance(value, Mapping):
+            value = _expand_dotted(value)
+        head, *rest = str(key).split(".")
+        for part in reversed(rest):
+            value = {part: value}
+        nested = _merge(nested, {head: value})
+    return nested
+
+
+def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``update`` merged in (mappings recursively, other values replace)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+# --- error messages -------------------------------------------------------------------------------
+
+
+def _dotted(loc: tuple) -> str:
+    """``("ppo", "gamma")`` → ``ppo.gamma``; ``("seeds", 1)`` → ``seeds[1]``."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    return key
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list]:
+    """``Annotated[T, *metadata]`` → ``(T, metadata)``; anything else → ``(annotation, [])``."""
+    if get_origin(annotation) is Annotated:
+        base, *metadata = get_args(annotation)
+        inner, inner_metadata = _unwrap(base)
+        return inner, [*inner_metadata, *metadata]
+    return annotation, []
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _lookup(loc: tuple) -> tuple[Any, list] | None:
+    """Type and constraints at ``loc`` inside :class:`ExperimentConfig`; ``None`` if not a field."""
+    annotation, metadata = ExperimentConfig, []
+    for part in loc:
+        if isinstance(part, int) and get_origin(annotation) is list:
+            annotation, metadata = _unwrap(get_args(annotation)[0])
+        elif _is_section(annotation) and part in annotation.model_fields:
+            field = annotation.model_fields[part]
+            annotation, metadata = _unwrap(field.annotation)
+            metadata += field.metadata
+        else:
+            return None
+    return annotation, metadata
+
+
+def _bounds(metadata: list) -> str:
+    """Numeric constraints as text: ``" > 0"``, ``" >= 1"``, ``" in [0, 1]"``."""
+    low = next(((f"[{m.ge:g}", f">= {m.ge:g}") for m in metadata if isinstance(m, Ge)), None)
+    low = low or next(((f"({m.gt:g}", f"> {m.gt:g}") for m in metadata if isinstance(m, Gt)), None)
+    high = next(((f"{m.le:g}]", f"<= {m.le:g}") for m in metadata if isinstance(m, Le)), None)
+    high = high or next(((f"{m.lt:g})", f"< {m.lt:g}") for m in metadata if isinstance(m, Lt)), None)
+    if low and high:
+        return f" in {low[0]}, {high[0]}"
+    return f" {(low or high)[1]}" if low or high else ""
+
+
+def _allowed(annotation: Any, metadata: list) -> str:
+    """What a value of this type and constraints may be, as text ("a number > 0", "one of ...")."""
+    if _is_section(annotation):
+        return f"a mapping with keys {', '.join(annotation.model_fields)}"
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(repr(v) for v in get_args(annotation))
+    if annotation is bool:
+        return "true or false"
+    if annotation is int:
+        return "an integer" + _bounds(metadata)
+    if annotation is float:
+        return "a finite number" + _bounds(metadata)
+    if get_origin(annotation) is list:
+        non_empty = "non-empty " if any(isinstance(m, MinLen) and m.min_length >= 1 for m in metadata) else ""
+        unique = " of unique items" if any(getattr(m, "func", None) is _unique for m in metadata) else ""
+        return f"a {non_empty}list{unique}, each {_allowed(*_unwrap(get_args(annotation)[0]))}"
+    return str(annotation)
+
+
+def _describe_error(error: dict[str, Any]) -> str:
+    """One line for one pydantic error: the dotted key, the value, and what is allowed."""
+    loc, key = error["loc"], _dotted(error["loc"])
+    if error["type"] == "cross_field":
+        return error["msg"]
+    if error["type"] == "extra_forbidden":
+        section = _lookup(loc[:-1])
+        allowed = list(section[0].model_fields) if section and _is_section(section[0]) else []
+        line = f"unknown key {key!r}; allowed keys: {', '.join(allowed)}"
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        return line + (f"; did you mean {close[0]!r}?" if close else "")
+    found = _lookup(loc)
+    allowed = f"must be {_allowed(*found)}" if found else error["msg"]
+    if error["type"] == "missing":
+        return f"{key}: missing required key; {allowed}"
+    detail = f" ({error['ctx']['error']})" if error["type"] == "value_error" else ""
+    return f"{key}: got {error['input']!r}; {allowed}{detail}"

@@ -1,0 +1,221 @@
+"""The experiment config: examples load, defaults are the documented ones, every bad input is
+reported with its dotted key and what is allowed, overrides merge, and dump → load round-trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from varshare.config import METHODS, ConfigError, ExperimentConfig, dump_config, load_config
+from varshare.envs.suites import SUITES
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+MINIMAL = {"suite": "cartpole10", "methods": ["varshare"], "seeds": [0], "total_steps_per_task": 1000}
+MINIMAL_YAML = "suite: cartpole10\nmethods: [varshare]\nseeds: [0]\ntotal_steps_per_task: 1000\n"
+
+
+def with_(**changes) -> dict:
+    """MINIMAL with top-level keys replaced."""
+    return {**MINIMAL, **changes}
+
+
+def errors_of(source, overrides=None) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(source, overrides)
+    return str(info.value)
+
+
+def test_cartpole_example_loads():
+    cfg = load_config(CONFIGS / "cartpole10_ppo.yaml")
+    assert cfg.suite == "cartpole10"
+    assert cfg.methods == list(METHODS)
+    assert (cfg.seeds, cfg.total_steps_per_task, cfg.envs_per_task) == ([0], 300_000, 4)
+    assert (cfg.ppo.num_steps, cfg.ppo.num_minibatches, cfg.ppo.learning_rate) == (128, 4, 2.5e-4)
+
+
+def test_lunarlander_example_loads():
+    cfg = load_config(CONFIGS / "lunarlander20_ppo.yaml")
+    assert cfg.suite == "lunarlander20"
+    assert cfg.methods == list(METHODS)
+    assert (cfg.total_steps_per_task, cfg.envs_per_task, cfg.ppo.num_steps) == (1_000_000, 16, 1024)
+    # RL-Zoo batch_size 64 per minibatch and task
+    assert cfg.envs_per_task * cfg.ppo.num_steps // cfg.ppo.num_minibatches == 64
+    assert (cfg.ppo.gamma, cfg.ppo.gae_lambda, cfg.ppo.update_epochs, cfg.ppo.ent_coef) == (0.999, 0.98, 4, 0.01)
+
+
+def test_defaults_are_the_documented_values():
+    cfg = load_config(MINIMAL)
+    ppo = cfg.ppo
+    assert (ppo.learning_rate, ppo.num_steps, ppo.update_epochs, ppo.num_minibatches) == (2.5e-4, 128, 4, 4)
+    assert (ppo.gamma, ppo.gae_lambda, ppo.clip_coef, ppo.ent_coef) == (0.99, 0.95, 0.2, 0.01)
+    assert (ppo.vf_coef, ppo.max_grad_norm) == (0.5, 0.5)
+    assert ppo.anneal_lr is True and ppo.norm_adv is True and ppo.clip_vloss is True
+    assert cfg.network.hidden_sizes == [64, 64] and cfg.network.activation == "tanh"
+    assert (cfg.varshare.beta, cfg.varshare.sigma_prior, cfg.varshare.rho_init) == (1.0, 0.1, -5.0)
+    assert cfg.varshare.estimator == "flipout"
+    assert (cfg.cagrad.c, cfg.cagrad.rescale) == (0.5, 1)
+    assert cfg.contextual.embedding_dim == 32
+    assert cfg.l2_soft.coef == 1e-3
+    assert (cfg.eval.every_steps, cfg.eval.episodes) == (10_000, 10)
+    assert (cfg.envs_per_task, cfg.num_threads, cfg.device) == (4, 1, "cpu")
+
+
+def test_allowed_names_come_from_the_registries():
+    assert METHODS == ("independent", "hard_sharing", "contextual", "l2_soft", "pcgrad", "cagrad", "varshare")
+    for suite in SUITES:
+        assert load_config(with_(suite=suite)).suite == suite
+    assert load_config(with_(methods=list(METHODS))).methods == list(METHODS)
+
+
+# (id, config, texts the error message must contain: the dotted key, the value, what is allowed)
+BAD_INPUTS = [
+    ("unknown-top-level", with_(learning_rate=1e-3),
+     ["unknown key 'learning_rate'", "allowed keys: suite, methods"]),
+    ("unknown-nested-did-you-mean", with_(ppo={"learning_rat": 1e-3}),
+     ["unknown key 'ppo.learning_rat'", "allowed keys: learning_rate, num_steps", "did you mean 'learning_rate'?"]),
+    ("unknown-nested", with_(ppo={"lr": 1e-3}), ["unknown key 'ppo.lr'", "allowed keys: learning_rate"]),
+    ("str-for-float", with_(ppo={"learning_rate": "abc"}), ["ppo.learning_rate", "'abc'", "> 0"]),
+    ("str-for-int", with_(ppo={"num_steps": "3"}), ["ppo.num_steps", "'3'", "an integer >= 1"]),
+    ("float-for-int", with_(ppo={"num_steps": 2.0}), ["ppo.num_steps", "2.0", "an integer >= 1"]),
+    ("int-for-bool", with_(ppo={"norm_adv": 1}), ["ppo.norm_adv", "got 1", "true or false"]),
+    ("gamma-out-of-range", with_(ppo={"gamma": 1.5}), ["ppo.gamma", "1.5", "in [0, 1]"]),
+    ("negative-lr", with_(ppo={"learning_rate": -1e-3}), ["ppo.learning_rate", "-0.001", "> 0"]),
+    ("inf", with_(varshare={"sigma_prior": float("inf")}), ["varshare.sigma_prior", "inf", "finite"]),
+    ("activation", with_(network={"activation": "sigmoid"}),
+     ["network.activation", "'sigmoid'", "'tanh', 'relu'"]),
+    ("hidden-size", with_(network={"hidden_sizes": [64, 0]}), ["network.hidden_sizes[1]", "got 0", ">= 1"]),
+    ("estimator", with_(varshare={"estimator": "mc"}),
+     ["varshare.estimator", "'mc'", "'flipout', 'shared_noise', 'local_reparam'"]),
+    ("rescale", with_(cagrad={"rescale": 3}), ["cagrad.rescale", "got 3", "one of 0, 1, 2"]),
+    ("device", with_(device="tpu"), ["device", "'tpu'", "'cpu', 'cuda', 'auto'"]),
+    ("unknown-method", with_(methods=["varshare", "moe"]),
+     ["methods[1]", "'moe'", "'independent', 'hard_sharing'"]),
+    ("empty-methods", with_(methods=[]), ["methods", "got []", "non-empty list"]),
+    ("duplicate-methods", with_(methods=["pcgrad", "pcgrad"]), ["methods", "unique", "duplicates: ['pcgrad']"]),
+    ("duplicate-seeds", with_(seeds=[0, 1, 0]), ["seeds", "[0, 1, 0]", "unique", "duplicates: [0]"]),
+    ("negative-seed", with_(seeds=[-1]), ["seeds[0]", "got -1", ">= 0"]),
+    ("unknown-suite", with_(suite="cartpole"), ["suite", "'cartpole'", "'cartpole10', 'lunarlander20', 'mt10'"]),
+    ("zero-steps", with_(total_steps_per_task=0), ["total_steps_per_task", "got 0", ">= 1"]),
+    ("section-not-mapping", with_(eval=5), ["eval", "got 5", "a mapping with keys every_steps, episodes"]),
+    ("missing", {"suite": "mt10"}, ["methods: missing", "seeds: missing", "total_steps_per_task: missing"]),
+    ("batch-not-divisible", with_(envs_per_task=3, ppo={"num_steps": 100, "num_minibatches": 8}),
+     ["ppo.num_minibatches = 8", "envs_per_task × ppo.num_steps = 3 × 100 = 300", "allowed: 1, 2, 3, 4, 5, 6"]),
+]
+
+
+@pytest.mark.parametrize(("config", "expected"), [pytest.param(c, e, id=i) for i, c, e in BAD_INPUTS])
+def test_bad_input_names_key_value_and_allowed(config, expected):
+    message = errors_of(config)
+    for text in expected:
+        assert text in message, f"{text!r} not in:\n{message}"
+
+
+def test_every_problem_is_reported_one_per_line():
+    config = with_(
+        suite="nope",
+        zzz=1,
+        seeds=[0, 0],
+        envs_per_task=3,  # 3 × 128 = 384 is not divisible by 5
+        ppo={"gamma": 2, "lr": 1, "num_minibatches": 5},
+        network={"activation": "gelu"},
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    problems = info.value.problems
+    assert len(problems) == 6, problems
+    for key in ["suite", "unknown key 'zzz'", "seeds", "ppo.gamma", "unknown key 'ppo.lr'", "network.activation"]:
+        assert sum(key in p for p in problems) >= 1, (key, problems)
+    assert str(info.value).count("\n  - ") == 6
+
+
+def test_batch_check_runs_alongside_unrelated_errors():
+    with pytest.raises(ConfigError) as info:
+        load_config(with_(device="tpu", ppo={"num_minibatches": 3}))
+    problems = info.value.problems
+    assert len(problems) == 2
+    assert any("ppo.num_minibatches = 3" in p for p in problems)
+
+
+def test_errors_from_a_file_name_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(MINIMAL_YAML + "ppo:\n  gamma: 1.5\n")
+    message = errors_of(path)
+    assert str(path) in message and "ppo.gamma" in message
+    assert str(path) in errors_of(str(path))
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", ""], ids=["list", "scalar", "empty"])
+def test_non_mapping_yaml_is_rejected(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    message = errors_of(path)
+    assert "must be a mapping" in message and str(path) in message
+
+
+def test_unparsable_yaml_is_a_config_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("suite: [cartpole10\n")
+    assert "not valid YAML" in errors_of(path)
+
+
+def test_scientific_notation_without_dot_is_a_float(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(MINIMAL_YAML + "ppo:\n  learning_rate: 3e-4\n")
+    assert load_config(path).ppo.learning_rate == 3e-4
+
+
+def test_int_is_accepted_for_a_float():
+    cfg = load_config(with_(ppo={"gamma": 1}))
+    assert cfg.ppo.gamma == 1.0 and isinstance(cfg.ppo.gamma, float)
+
+
+def test_nested_and_dotted_overrides_merge_and_do_not_mutate():
+    source = with_(ppo={"gamma": 0.9, "num_steps": 64})
+    cfg = load_config(source, {"ppo": {"learning_rate": 1e-3}, "network.hidden_sizes": [32], "seeds": [1, 2]})
+    assert (cfg.ppo.gamma, cfg.ppo.num_steps, cfg.ppo.learning_rate) == (0.9, 64, 1e-3)  # merged, not replaced
+    assert cfg.network.hidden_sizes == [32] and cfg.seeds == [1, 2]
+    assert source == with_(ppo={"gamma": 0.9, "num_steps": 64})
+    dotted_inside = load_config(MINIMAL, {"varshare": {"beta": 0.5}, "ppo.gamma": 0.5})
+    assert (dotted_inside.varshare.beta, dotted_inside.ppo.gamma) == (0.5, 0.5)
+
+
+def test_overrides_apply_to_files_and_are_validated():
+    path = CONFIGS / "cartpole10_ppo.yaml"
+    assert load_config(path, {"ppo.learning_rate": 1e-3}).ppo.learning_rate == 1e-3
+    message = errors_of(path, {"ppo.learning_rate": -1.0, "ppo.lr": 1.0})
+    assert "ppo.learning_rate: got -1.0; must be a finite number > 0" in message
+    assert "unknown key 'ppo.lr'" in message and str(path) in message
+
+
+@pytest.mark.parametrize("source", [MINIMAL, CONFIGS / "cartpole10_ppo.yaml", CONFIGS / "lunarlander20_ppo.yaml"])
+def test_dump_then_load_round_trips(tmp_path, source):
+    cfg = load_config(source, {"ppo.learning_rate": 1e-5, "varshare.rho_init": -4})
+    path = tmp_path / "run" / "config.yaml"
+    dump_config(cfg, path)
+    again = load_config(path)
+    assert isinstance(again, ExperimentConfig) and again == cfg
+    assert again.to_dict() == cfg.to_dict()
+
+
+def test_config_is_frozen():
+    cfg = load_config(MINIMAL)
+    with pytest.raises(ValidationError, match="frozen"):
+        cfg.ppo.gamma = 0.5  # type: ignore[misc]
+
+
+def test_check_config_command_reports_every_problem_and_exits_2(tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "varshare.cli", "check-config", "configs/cartpole10_ppo.yaml"]
+    bad = subprocess.run(command + ["--set", "ppo.gamma=1.5", "--set", "methods=[varshare,maml]"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "ppo.gamma: got 1.5" in bad.stderr and "methods[1]" in bad.stderr and "hard_sharing" in bad.stderr
+    out = tmp_path / "resolved.yaml"
+    good = subprocess.run(command + ["--set", "ppo.learning_rate=1e-3", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+    assert load_config(out).ppo.learning_rate == 1e-3
