@@ -1,0 +1,1 @@
+"""RL algorithms (PPO), method-agnostic and task-batched."""

@@ -1,0 +1,398 @@
+"""Multi-task PPO, method-agnostic: every task's rollout and update run as one batched program.
+
+Read top to bottom like CleanRL's ``ppo.py``; the differences are the task axis and the method hooks:
+
+* Tensors are task-major: ``[M, T, N, ...]`` in the rollout, ``[M, B, ...]`` in minibatches (the same
+  transition indices are drawn for every task, so each minibatch holds ``B`` examples per task).
+* The method decides the network layout (:meth:`Method.build_model`), adds its loss term
+  (:meth:`Method.extra_loss`) and, where it wants per-task gradients of the shared parameters,
+  combines them (:meth:`Method.combine_gradients`). PPO never branches on a method's name.
+* Stochastic-weight methods: rollout noise (``ε``) is drawn once per rollout and per-example noise
+  is stored with each transition, so the update replays exactly the weight sample that chose each
+  action. Old log-probabilities are then recomputed with the update's own arithmetic (same
+  minibatch layout as the first minibatch), which makes the first minibatch's ratio exactly 1 and
+  its approximate KL exactly 0. The largest difference between these and the rollout-time
+  log-probabilities is logged (``logprob_replay_error``): it is float rounding only.
+* Losses are per task (mean over the task's examples) and summed over tasks; advantages are
+  normalised per task within each minibatch. Truncated episodes are bootstrapped by adding
+  ``γ·V(final_obs)`` to the last reward; terminated ones are not.
+* Per-task gradients of shared parameters come from one backward pass: the shared parameters are
+  replaced (``torch.func.functional_call``) by task-replicated leaves ``[M, *shape]``, whose
+  gradients are the per-task gradients.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.func import functional_call
+
+from varshare.config import ExperimentConfig
+from varshare.envs.base import MultiTaskVecEnv
+from varshare.methods.base import Method
+from varshare.nn import ActorCritic, Noise
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; training stops rather than corrupt the model."""
+
+
+@dataclass
+class Rollout:
+    """One rollout of ``T`` steps of ``N`` copies of ``M`` tasks; arrays ``[M, T, N, ...]``.
+
+    ``example_noise`` holds each transition's per-example weight noise, ``rollout_noise`` the
+    noise shared by the whole rollout.
+    """
+
+    obs: Tensor
+    actions: Tensor
+    logprobs: Tensor
+    values: Tensor
+    rewards: Tensor
+    episode_ended: Tensor
+    example_noise: Noise
+    rollout_noise: Noise
+    next_obs: Tensor
+    next_value: Tensor
+
+
+@dataclass
+class EpisodeLog:
+    """Finished training episodes since the last report, per task (lists of floats)."""
+
+    returns: list[list[float]]
+    lengths: list[list[int]]
+    successes: list[list[bool]]
+
+    @classmethod
+    def empty(cls, num_tasks: int) -> EpisodeLog:
+        return cls([[] for _ in range(num_tasks)], [[] for _ in range(num_tasks)], [[] for _ in range(num_tasks)])
+
+
+def compute_gae(
+    rewards: Tensor, values: Tensor, episode_ended: Tensor, next_value: Tensor, gamma: float, gae_lambda: float
+) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimation over the time axis.
+
+    Args:
+        rewards, values, episode_ended: ``[M, T, N]``; ``episode_ended[t]`` is 1 where the
+            episode ended with transition ``t`` (then obs ``t+1`` belongs to a new episode).
+            Truncated episodes must already carry their bootstrap in ``rewards``.
+        next_value: ``[M, N]`` value of the observation after the last step.
+
+    Returns:
+        ``(advantages, returns)``, each ``[M, T, N]``.
+    """
+    num_steps = rewards.shape[1]
+    advantages = torch.zeros_like(rewards)
+    last_advantage = torch.zeros_like(next_value)
+    for t in reversed(range(num_steps)):
+        following_value = next_value if t == num_steps - 1 else values[:, t + 1]
+        continues = 1.0 - episode_ended[:, t]
+        delta = rewards[:, t] + gamma * following_value * continues - values[:, t]
+        last_advantage = delta + gamma * gae_lambda * continues * last_advantage
+        advantages[:, t] = last_advantage
+    return advantages, advantages + values
+
+
+def sample_actions(output, generator: torch.Generator) -> Tensor:
+    """Draw actions ``[M, N]`` (or ``[M, N, act_dim]``) from the policy with ``generator``."""
+    if output.log_std is None:
+        probs = torch.softmax(output.logits, dim=-1)
+        flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator)
+        return flat.reshape(probs.shape[:-1])
+    noise = torch.randn(output.logits.shape, generator=generator, device=output.logits.device)
+    return output.logits + output.log_std.exp() * noise
+
+
+def greedy_actions(output) -> Tensor:
+    """The deterministic policy's actions: argmax (discrete) or the mean (continuous)."""
+    return output.logits.argmax(dim=-1) if output.log_std is None else output.logits
+
+
+class PPO:
+    """Multi-task PPO on a :class:`MultiTaskVecEnv` with a sharing :class:`Method`.
+
+    Args:
+        config: the experiment config (``ppo``, ``network`` and the method's section are read).
+        method: the sharing method (owns the network layout, extra loss, gradient combiner).
+        env: the training environment (``M`` tasks × ``config.envs_per_task`` copies).
+        seed: seeds the network init and the run's generator (actions, noise, minibatches).
+        device: torch device.
+    """
+
+    def __init__(self, config: ExperimentConfig, method: Method, env: MultiTaskVecEnv, seed: int, device="cpu"):
+        self.config = config
+        self.ppo = config.ppo
+        self.method = method
+        self.env = env
+        self.device = torch.device(device)
+        self.num_tasks = env.num_tasks
+        self.num_envs = env.envs_per_task
+        action_dim = env.single_action_space.n if env.is_discrete else env.single_action_space.shape[0]
+        torch.manual_seed(seed)
+        self.model: ActorCritic = method.build_model(env.obs_dim, int(action_dim), env.is_discrete).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.ppo.learning_rate, eps=1e-5)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.batch_per_task = self.ppo.num_steps * self.num_envs
+        self.minibatch_per_task = self.batch_per_task // self.ppo.num_minibatches
+        if self.minibatch_per_task < 2:
+            raise ValueError(
+                f"a minibatch needs at least 2 transitions per task to normalise advantages; got "
+                f"envs_per_task × ppo.num_steps / ppo.num_minibatches = {self.minibatch_per_task}"
+            )
+        self.num_iterations = max(1, config.total_steps_per_task // self.batch_per_task)
+        self.iteration = 0
+        self.steps_per_task = 0
+        self.episodes = EpisodeLog.empty(self.num_tasks)
+        self._next_obs = self._tensor(env.reset())
+
+    # ----------------------------------------------------------------------------------------
+    # rollout
+    def collect_rollout(self) -> Rollout:
+        """Run ``num_steps`` steps of every copy with the current policy and one rollout noise."""
+        M, T, N = self.num_tasks, self.ppo.num_steps, self.num_envs
+        model, gamma = self.model, self.ppo.gamma
+        rollout_noise = model.rollout_noise(self.generator)
+        cached = {**rollout_noise, **model.rollout_cache(rollout_noise)}
+        obs = torch.zeros((M, T, N, self.env.obs_dim), device=self.device)
+        action_shape = () if self.env.is_discrete else self.env.single_action_space.shape
+        actions = torch.zeros((M, T, N, *action_shape), device=self.device,
+                              dtype=torch.long if self.env.is_discrete else torch.float32)
+        logprobs, values, rewards, ended = (torch.zeros((M, T, N), device=self.device) for _ in range(4))
+        example_noise: Noise = {  # [M, T, N, k] per key, filled step by step
+            key: torch.zeros((M, T, N, value.shape[-1]), device=self.device)
+            for key, value in model.example_noise(N, self.generator).items()
+        }
+
+        with torch.inference_mode():
+            for t in range(T):
+                step_noise = model.example_noise(N, self.generator)
+                noise = {**cached, **step_noise}
+                output = model(self._next_obs, noise)
+                action = sample_actions(output, self.generator)
+                obs[:, t] = self._next_obs
+                actions[:, t] = action
+                logprobs[:, t] = output.log_prob(action)
+                values[:, t] = output.value
+                for key, value in step_noise.items():
+                    example_noise[key][:, t] = value
+
+                step = self.env.step(action.cpu().numpy())
+                reward = self._tensor(step.reward)
+                bootstrap = step.truncated & ~step.terminated
+                if bootstrap.any():
+                    final_value = model(self._tensor(step.final_obs), noise).value
+                    reward = reward + gamma * final_value * self._tensor(bootstrap)
+                rewards[:, t] = reward
+                ended[:, t] = self._tensor(step.done)
+                self._next_obs = self._tensor(step.obs)
+                self._record_episodes(step)
+            next_value = model(self._next_obs, {**cached, **model.example_noise(N, self.generator)}).value
+
+        self.steps_per_task += T * N
+        return Rollout(obs, actions, logprobs, values, rewards, ended, example_noise, rollout_noise,
+                       self._next_obs, next_value)
+
+    def _record_episodes(self, step) -> None:
+        done = step.done
+        if not done.any():
+            return
+        for m, n in zip(*np.nonzero(done)):
+            self.episodes.returns[m].append(float(step.episode_return[m, n]))
+            self.episodes.lengths[m].append(int(step.episode_length[m, n]))
+            self.episodes.successes[m].append(bool(step.episode_success[m, n]))
+
+    # ----------------------------------------------------------------------------------------
+    # update
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        """``update_epochs`` passes of clipped-surrogate minibatch updates over ``rollout``."""
+        p = self.ppo
+        M, B = self.num_tasks, self.batch_per_task
+        advantages, returns = compute_gae(rollout.rewards, rollout.values, rollout.episode_ended,
+                                          rollout.next_value, p.gamma, p.gae_lambda)
+
+        def flat(x: Tensor) -> Tensor:  # [M, T, N, ...] -> [M, T*N, ...]
+            return x.reshape(M, B, *x.shape[3:])
+
+        batch = {
+            "obs": flat(rollout.obs), "actions": flat(rollout.actions), "values": flat(rollout.values),
+            "advantages": flat(advantages), "returns": flat(returns),
+        }
+        batch_noise = {k: flat(v) for k, v in rollout.example_noise.items()}
+        permutations = [torch.randperm(B, generator=self.generator, device=self.device) for _ in range(p.update_epochs)]
+        minibatches = [perm.split(self.minibatch_per_task) for perm in permutations]
+
+        old_logprobs = self._replay_logprobs(batch, batch_noise, rollout.rollout_noise, minibatches[0])
+        replay_error = (old_logprobs - flat(rollout.logprobs)).abs().max().item()
+
+        stats: dict[str, list[float]] = {}
+        for epoch_minibatches in minibatches:
+            for index in epoch_minibatches:
+                mb = {k: v.index_select(1, index) for k, v in batch.items()}
+                noise = {**rollout.rollout_noise, **{k: v.index_select(1, index) for k, v in batch_noise.items()}}
+                step_stats = self._minibatch_step(mb, noise, old_logprobs.index_select(1, index))
+                for key, value in step_stats.items():
+                    stats.setdefault(key, []).append(value)
+
+        values = {key: float(np.mean(v)) for key, v in stats.items()}
+        values["ratio_first_minibatch"] = stats["ratio_mean"][0]
+        values["approx_kl_first_minibatch"] = stats["approx_kl"][0]
+        values["logprob_replay_error"] = replay_error
+        y_pred, y_true = batch["values"].flatten(), batch["returns"].flatten()
+        var_y = torch.var(y_true)
+        values["explained_variance"] = float("nan") if var_y == 0 else float(1 - torch.var(y_true - y_pred) / var_y)
+        values.update(self.method.diagnostics(self.model))
+        return values
+
+    def _replica_parameters(self) -> dict[str, Tensor] | None:
+        """Task-replicated copies ``[M, *shape]`` of the shared parameters (leaves that collect
+        per-task gradients), or None when the method does not need per-task gradients."""
+        if not self.method.per_task_gradients:
+            return None
+        return {
+            name: param.detach().unsqueeze(0).repeat(self.num_tasks, *([1] * param.dim())).requires_grad_()
+            for name, param in self.model.shared_parameters().items()
+        }
+
+    def _forward(self, obs: Tensor, noise: Noise, replicas: dict[str, Tensor] | None):
+        if replicas is None:
+            return self.model(obs, noise)
+        return functional_call(self.model, replicas, (obs, noise))
+
+    def _replay_logprobs(self, batch, batch_noise, rollout_noise, first_epoch_minibatches) -> Tensor:
+        """Log-probabilities of the rollout's actions under the rollout's weights and noise,
+        computed minibatch by minibatch exactly as the first epoch's training steps compute them."""
+        old = torch.zeros_like(batch["values"])
+        with torch.no_grad():
+            replicas = self._replica_parameters()
+            for index in first_epoch_minibatches:
+                noise = {**rollout_noise, **{k: v.index_select(1, index) for k, v in batch_noise.items()}}
+                output = self._forward(batch["obs"].index_select(1, index), noise, replicas)
+                old[:, index] = output.log_prob(batch["actions"].index_select(1, index))
+        return old
+
+    def _minibatch_step(self, mb: dict[str, Tensor], noise: Noise, old_logprob: Tensor) -> dict[str, float]:
+        p = self.ppo
+        replicas = self._replica_parameters()
+        output = self._forward(mb["obs"], noise, replicas)
+        new_logprob = output.log_prob(mb["actions"])
+        entropy = output.entropy()
+        log_ratio = new_logprob - old_logprob
+        ratio = log_ratio.exp()
+        with torch.no_grad():
+            approx_kl = ((ratio - 1) - log_ratio).mean()
+            clip_fraction = ((ratio - 1.0).abs() > p.clip_coef).float().mean()
+
+        advantages = mb["advantages"]
+        if p.norm_adv:  # per task, within the minibatch
+            advantages = (advantages - advantages.mean(dim=1, keepdim=True)) / (advantages.std(dim=1, keepdim=True) + 1e-8)
+        pg_loss = torch.max(-advantages * ratio, -advantages * ratio.clamp(1 - p.clip_coef, 1 + p.clip_coef)).mean(dim=1)
+
+        new_value = output.value
+        if p.clip_vloss:
+            clipped = mb["values"] + (new_value - mb["values"]).clamp(-p.clip_coef, p.clip_coef)
+            v_loss = 0.5 * torch.max((new_value - mb["returns"]).square(), (clipped - mb["returns"]).square()).mean(dim=1)
+        else:
+            v_loss = 0.5 * (new_value - mb["returns"]).square().mean(dim=1)
+        entropy_mean = entropy.mean(dim=1)
+
+        rl_loss = (pg_loss - p.ent_coef * entropy_mean + p.vf_coef * v_loss).sum()
+        extra_loss, extra_stats = self.method.extra_loss(self.model, self.batch_per_task)
+        loss = rl_loss + extra_loss
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss at iteration {self.iteration} (rl_loss={rl_loss.item()}, "
+                f"extra_loss={float(extra_loss)}); stopping"
+            )
+
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if replicas is not None:
+            self._apply_combined_gradients(replicas)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), p.max_grad_norm)
+        self.optimizer.step()
+
+        return {
+            "loss": loss.item(), "policy_loss": pg_loss.mean().item(), "value_loss": v_loss.mean().item(),
+            "entropy": entropy_mean.mean().item(), "extra_loss": float(extra_loss.detach()),
+            "approx_kl": approx_kl.item(), "clip_fraction": clip_fraction.item(),
+            "ratio_mean": ratio.mean().item(), "grad_norm": float(grad_norm), **extra_stats,
+        }
+
+    def _apply_combined_gradients(self, replicas: dict[str, Tensor]) -> None:
+        """Combine the replicas' per-task gradients ``[M, D]`` with the method and add the result to
+        the shared parameters' gradients (which hold any extra-loss gradient)."""
+        shared = self.model.shared_parameters()
+        names = list(replicas)
+        per_task = torch.cat(
+            [(replicas[n].grad if replicas[n].grad is not None else torch.zeros_like(replicas[n])).reshape(self.num_tasks, -1)
+             for n in names],
+            dim=1,
+        )
+        combined = self.method.combine_gradients(per_task)
+        offset = 0
+        for name in names:
+            param = shared[name]
+            piece = combined[offset: offset + param.numel()].view_as(param)
+            offset += param.numel()
+            param.grad = piece.clone() if param.grad is None else param.grad + piece
+
+    # ----------------------------------------------------------------------------------------
+    def iterate(self) -> dict[str, float]:
+        """One PPO iteration: anneal the learning rate, collect a rollout, update."""
+        if self.ppo.anneal_lr:
+            fraction = 1.0 - self.iteration / self.num_iterations
+            self.optimizer.param_groups[0]["lr"] = fraction * self.ppo.learning_rate
+        start = time.perf_counter()
+        rollout = self.collect_rollout()
+        stats = self.update(rollout)
+        elapsed = time.perf_counter() - start
+        self.iteration += 1
+        stats["sps"] = self.batch_per_task * self.num_tasks / elapsed
+        stats["learning_rate"] = self.optimizer.param_groups[0]["lr"]
+        return stats
+
+    def pop_episodes(self) -> EpisodeLog:
+        """Training episodes finished since the last call."""
+        episodes, self.episodes = self.episodes, EpisodeLog.empty(self.num_tasks)
+        return episodes
+
+    def _tensor(self, array: np.ndarray) -> Tensor:
+        return torch.as_tensor(array, device=self.device, dtype=torch.float32)
+
+
+def evaluate(model: ActorCritic, make_env: Callable[[int], MultiTaskVecEnv], episodes: int,
+             device="cpu") -> EpisodeLog:
+    """Deterministic policy with mean weights (``noise=None``): one episode on each of
+    ``episodes`` copies per task. ``make_env(envs_per_task)`` builds the evaluation env."""
+    env = make_env(episodes)
+    try:
+        obs = torch.as_tensor(env.reset(), dtype=torch.float32, device=device)
+        finished = np.zeros((env.num_tasks, episodes), dtype=bool)
+        log = EpisodeLog.empty(env.num_tasks)
+        with torch.no_grad():
+            while not finished.all():
+                action = greedy_actions(model(obs, None))
+                step = env.step(action.cpu().numpy())
+                newly = step.done & ~finished
+                for m, n in zip(*np.nonzero(newly)):
+                    log.returns[m].append(float(step.episode_return[m, n]))
+                    log.lengths[m].append(int(step.episode_length[m, n]))
+                    log.successes[m].append(bool(step.episode_success[m, n]))
+                finished |= step.done
+                obs = torch.as_tensor(step.obs, dtype=torch.float32, device=device)
+    finally:
+        env.close()
+    return log
+
+
+def mean_or_nan(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan

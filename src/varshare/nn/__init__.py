@@ -1,0 +1,31 @@
+"""Multi-task layers and networks: one batched forward pass serves all tasks."""
+
+from varshare.nn.kl import gaussian_kl, gaussian_kl_elements
+from varshare.nn.layers import (
+    ESTIMATORS,
+    MultiTaskLinear,
+    Noise,
+    PerTaskLinear,
+    ResidualLinear,
+    SharedLinear,
+    VariationalResidualLinear,
+    affine,
+)
+from varshare.nn.networks import ActorCritic, LayerFactory, MultiTaskMLP, PolicyOutput
+
+__all__ = [
+    "ESTIMATORS",
+    "ActorCritic",
+    "LayerFactory",
+    "MultiTaskLinear",
+    "MultiTaskMLP",
+    "Noise",
+    "PerTaskLinear",
+    "PolicyOutput",
+    "ResidualLinear",
+    "SharedLinear",
+    "VariationalResidualLinear",
+    "affine",
+    "gaussian_kl",
+    "gaussian_kl_elements",
+]

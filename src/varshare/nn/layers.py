@@ -1,0 +1,272 @@
+"""Multi-task linear layers: inputs ``x`` of shape ``[M, B, in]`` → outputs ``[M, B, out]``.
+
+Every layout stores its per-task tensors stacked on a leading task axis and computes all tasks in
+one batched matmul; there is no loop over tasks. A layer's weight for task ``m`` is:
+
+=============================  ===============================================================
+:class:`SharedLinear`          ``W`` (one tensor for all tasks, broadcast)
+:class:`PerTaskLinear`         ``W_m`` (``[M, out, in]``)
+:class:`ResidualLinear`        ``θ + φ_m`` (deterministic residual, ``φ`` initialised to 0)
+:class:`VariationalResidualLinear`  ``θ + μ_m + σ_m ⊙ ε`` with ``σ = softplus(ρ)``
+=============================  ===============================================================
+
+Biases follow the same rule as weights. Stochastic layers take their randomness as explicit
+tensors (``noise``) so that a PPO update can replay exactly the weight sample that produced each
+action. Noise comes in two parts, both dictionaries of tensors:
+
+* *rollout noise* (:meth:`MultiTaskLinear.rollout_noise`): drawn once per rollout and shared by
+  every forward pass over that rollout's data — the ``ε`` of Flipout and of shared noise;
+* *example noise* (:meth:`MultiTaskLinear.example_noise`): one draw per example, shape
+  ``[M, B, k]``, stored with the transition — Flipout's sign vectors, the local
+  reparameterisation's ``ξ``.
+
+``noise=None`` evaluates the mean weights (``θ + μ``).
+
+Shared parameters (no task axis) may be replaced, e.g. through ``torch.func.functional_call``, by
+a task-replicated tensor ``[M, *shape]``; the layers then compute with per-task copies, which is
+how per-task gradients of shared parameters are obtained with a single backward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from varshare.nn.kl import gaussian_kl_elements
+
+Noise = dict[str, Tensor]
+Estimator = Literal["flipout", "shared_noise", "local_reparam"]
+ESTIMATORS: tuple[str, ...] = ("flipout", "shared_noise", "local_reparam")
+
+
+def affine(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``x @ weightᵀ + bias`` for ``x`` ``[M, B, in]``.
+
+    ``weight`` is ``[out, in]`` (shared: one GEMM over all ``M·B`` rows) or ``[M, out, in]``
+    (per task: one batched matmul); ``bias`` is ``[out]`` or ``[M, out]`` accordingly.
+    """
+    if weight.dim() == 2 and bias.dim() == 1:
+        return F.linear(x, weight, bias)
+    return torch.baddbmm(bias.unsqueeze(-2), x, weight.transpose(-1, -2))
+
+
+def orthogonal_(tensor: Tensor, gain: float) -> Tensor:
+    """Orthogonal init of ``[out, in]`` or, per task independently, of ``[M, out, in]``."""
+    with torch.no_grad():
+        for matrix in tensor.view(-1, *tensor.shape[-2:]):
+            nn.init.orthogonal_(matrix, gain)
+    return tensor
+
+
+def rademacher(shape: tuple[int, ...], generator: torch.Generator | None, device) -> Tensor:
+    """Independent ±1 signs (float32)."""
+    return torch.randint(0, 2, shape, generator=generator, device=device).float().mul_(2).sub_(1)
+
+
+class MultiTaskLinear(nn.Module):
+    """Base of the task-batched linear layers.
+
+    Args:
+        in_features, out_features: sizes of one example's input and output.
+        num_tasks: ``M``.
+        gain: orthogonal-init gain of the weights (biases start at 0).
+    """
+
+    #: names of parameters without a task axis (shared by all tasks)
+    shared_parameter_names: tuple[str, ...] = ()
+
+    def __init__(self, in_features: int, out_features: int, num_tasks: int):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.num_tasks = num_tasks
+
+    def forward(self, x: Tensor, noise: Noise | None = None) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def rollout_noise(self, generator: torch.Generator | None) -> Noise:
+        """Noise drawn once per rollout (deterministic layers: none)."""
+        return {}
+
+    def example_noise(self, batch_size: int, generator: torch.Generator | None) -> Noise:
+        """Per-example noise ``[M, batch_size, k]`` tensors (deterministic layers: none)."""
+        return {}
+
+    def rollout_cache(self, rollout_noise: Noise) -> Noise:
+        """Tensors a forward pass would derive from the parameters and ``rollout_noise``, computed
+        once (without gradient) so the many forward passes of a rollout can reuse them; pass them
+        inside ``noise`` together with the per-example noise. Only valid while parameters are
+        unchanged."""
+        return {}
+
+    def parameter_count_per_task(self) -> tuple[int, int]:
+        """``(shared, per_task)``: parameters shared by all tasks and those each task owns."""
+        shared = sum(p.numel() for n, p in self.named_parameters() if n in self.shared_parameter_names)
+        total = sum(p.numel() for p in self.parameters())
+        return shared, (total - shared) // self.num_tasks
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, tasks={self.num_tasks}"
+
+
+class SharedLinear(MultiTaskLinear):
+    """One weight for every task: ``y_m = x_m Wᵀ + b``."""
+
+    shared_parameter_names = ("weight", "bias")
+
+    def __init__(self, in_features: int, out_features: int, num_tasks: int, gain: float = math.sqrt(2)):
+        super().__init__(in_features, out_features, num_tasks)
+        self.weight = nn.Parameter(orthogonal_(torch.empty(out_features, in_features), gain))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+
+    def forward(self, x: Tensor, noise: Noise | None = None) -> Tensor:
+        return affine(x, self.weight, self.bias)
+
+
+class PerTaskLinear(MultiTaskLinear):
+    """A free weight per task: ``y_m = x_m W_mᵀ + b_m`` (``W`` is ``[M, out, in]``)."""
+
+    def __init__(self, in_features: int, out_features: int, num_tasks: int, gain: float = math.sqrt(2)):
+        super().__init__(in_features, out_features, num_tasks)
+        self.weight = nn.Parameter(orthogonal_(torch.empty(num_tasks, out_features, in_features), gain))
+        self.bias = nn.Parameter(torch.zeros(num_tasks, out_features))
+
+    def forward(self, x: Tensor, noise: Noise | None = None) -> Tensor:
+        return affine(x, self.weight, self.bias)
+
+
+class ResidualLinear(MultiTaskLinear):
+    """Shared base plus a deterministic per-task residual: ``W_m = θ + φ_m`` (``φ`` starts at 0)."""
+
+    shared_parameter_names = ("theta_weight", "theta_bias")
+
+    def __init__(self, in_features: int, out_features: int, num_tasks: int, gain: float = math.sqrt(2)):
+        super().__init__(in_features, out_features, num_tasks)
+        self.theta_weight = nn.Parameter(orthogonal_(torch.empty(out_features, in_features), gain))
+        self.theta_bias = nn.Parameter(torch.zeros(out_features))
+        self.phi_weight = nn.Parameter(torch.zeros(num_tasks, out_features, in_features))
+        self.phi_bias = nn.Parameter(torch.zeros(num_tasks, out_features))
+
+    def forward(self, x: Tensor, noise: Noise | None = None) -> Tensor:
+        if noise and "weight" in noise:
+            return affine(x, noise["weight"], noise["bias"])
+        return affine(x, self.theta_weight + self.phi_weight, self.theta_bias + self.phi_bias)
+
+    def rollout_cache(self, rollout_noise: Noise) -> Noise:
+        with torch.no_grad():
+            return {"weight": self.theta_weight + self.phi_weight, "bias": self.theta_bias + self.phi_bias}
+
+    def residual_sq_norm(self) -> Tensor:
+        """``Σ_m ‖φ_m‖²`` over weights and biases (scalar)."""
+        return self.phi_weight.square().sum() + self.phi_bias.square().sum()
+
+
+class VariationalResidualLinear(MultiTaskLinear):
+    """VarShare layer: ``W_m = θ + μ_m + σ_m ⊙ ε``, ``σ = softplus(ρ)``, with ``q_m = N(μ_m, σ_m²)``.
+
+    Args:
+        estimator: how weight noise reaches the output —
+            ``"flipout"``: ``y = x(θ+μ)ᵀ + ((x ∘ s_in)(σ ∘ ε)ᵀ + σ_b ∘ ε_b) ∘ s_out`` with one ``ε``
+            per task per rollout and per-example signs ``s_in ∈ {±1}^in``, ``s_out ∈ {±1}^out``;
+            each example sees the weight ``θ + μ + (σ ∘ ε) ∘ (s_out [s_in, 1]ᵀ)`` (bias as the last
+            column), marginally ``N(θ + μ, σ²)``.
+            ``"shared_noise"``: every example of a task uses ``θ + μ + σ ∘ ε``.
+            ``"local_reparam"``: ``y = x(θ+μ)ᵀ + b + sqrt(x²(σ²)ᵀ + σ_b² + 1e-8) ∘ ξ``, ``ξ`` per
+            example and output.
+        rho_init: initial ``ρ`` of every residual element (σ = softplus(ρ_init)).
+    """
+
+    shared_parameter_names = ("theta_weight", "theta_bias")
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        num_tasks: int,
+        gain: float = math.sqrt(2),
+        estimator: Estimator = "flipout",
+        rho_init: float = -5.0,
+    ):
+        super().__init__(in_features, out_features, num_tasks)
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        self.estimator = estimator
+        self.theta_weight = nn.Parameter(orthogonal_(torch.empty(out_features, in_features), gain))
+        self.theta_bias = nn.Parameter(torch.zeros(out_features))
+        self.mu_weight = nn.Parameter(torch.zeros(num_tasks, out_features, in_features))
+        self.mu_bias = nn.Parameter(torch.zeros(num_tasks, out_features))
+        self.rho_weight = nn.Parameter(torch.full((num_tasks, out_features, in_features), float(rho_init)))
+        self.rho_bias = nn.Parameter(torch.full((num_tasks, out_features), float(rho_init)))
+
+    @property
+    def sigma_weight(self) -> Tensor:
+        return F.softplus(self.rho_weight)
+
+    @property
+    def sigma_bias(self) -> Tensor:
+        return F.softplus(self.rho_bias)
+
+    def rollout_noise(self, generator: torch.Generator | None) -> Noise:
+        if self.estimator == "local_reparam":
+            return {}
+        device = self.mu_weight.device
+        return {
+            "eps_weight": torch.randn(self.mu_weight.shape, generator=generator, device=device),
+            "eps_bias": torch.randn(self.mu_bias.shape, generator=generator, device=device),
+        }
+
+    def example_noise(self, batch_size: int, generator: torch.Generator | None) -> Noise:
+        device = self.mu_weight.device
+        M = self.num_tasks
+        if self.estimator == "flipout":
+            return {
+                "sign_in": rademacher((M, batch_size, self.in_features), generator, device),
+                "sign_out": rademacher((M, batch_size, self.out_features), generator, device),
+            }
+        if self.estimator == "local_reparam":
+            return {"xi": torch.randn((M, batch_size, self.out_features), generator=generator, device=device)}
+        return {}
+
+    def derived(self, noise: Noise | None) -> Noise:
+        """The tensors the forward pass uses: mean weights ``θ + μ`` and, given rollout noise, the
+        weight perturbations ``σ ∘ ε`` (Flipout, shared noise) or variances ``σ²`` (local
+        reparameterisation). A ``noise`` that already holds them (a rollout cache) is returned as is."""
+        if noise and "mean_weight" in noise:
+            return noise
+        derived = {"mean_weight": self.theta_weight + self.mu_weight, "mean_bias": self.theta_bias + self.mu_bias}
+        if noise is None:
+            return derived
+        if self.estimator == "local_reparam":
+            derived["var_weight"] = self.sigma_weight.square()
+            derived["var_bias"] = self.sigma_bias.square()
+        else:
+            derived["delta_weight"] = self.sigma_weight * noise["eps_weight"]
+            derived["delta_bias"] = self.sigma_bias * noise["eps_bias"]
+        return {**noise, **derived}
+
+    def rollout_cache(self, rollout_noise: Noise) -> Noise:
+        with torch.no_grad():
+            return self.derived(rollout_noise)
+
+    def forward(self, x: Tensor, noise: Noise | None = None) -> Tensor:
+        d = self.derived(noise)
+        if noise is None:
+            return affine(x, d["mean_weight"], d["mean_bias"])
+        if self.estimator == "shared_noise":
+            return affine(x, d["mean_weight"] + d["delta_weight"], d["mean_bias"] + d["delta_bias"])
+        mean_out = affine(x, d["mean_weight"], d["mean_bias"])
+        if self.estimator == "flipout":
+            perturbation = affine(x * d["sign_in"], d["delta_weight"], d["delta_bias"])
+            return mean_out + perturbation * d["sign_out"]
+        variance = torch.baddbmm(d["var_bias"].unsqueeze(-2), x.square(), d["var_weight"].transpose(-1, -2))
+        return mean_out + torch.sqrt(variance + 1e-8) * d["xi"]
+
+    def kl_per_task(self, sigma_prior: float | Tensor) -> Tensor:
+        """``KL(q_m ‖ N(0, σ_prior² I))`` of this layer's residual, weights and biases: ``[M]``."""
+        weight_kl = gaussian_kl_elements(self.mu_weight, self.sigma_weight, sigma_prior)
+        bias_kl = gaussian_kl_elements(self.mu_bias, self.sigma_bias, sigma_prior)
+        return weight_kl.sum(dim=(1, 2)) + bias_kl.sum(dim=1)

@@ -1,0 +1,202 @@
+"""Task-batched MLPs and the PPO actor-critic built from :mod:`varshare.nn.layers`.
+
+Which layer layout each position gets is decided by a *layer factory* (the sharing method), so the
+same network code serves every method. Shapes: observations ``[M, B, obs_dim]``; logits
+``[M, B, num_actions]``; values ``[M, B]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from varshare.nn.layers import MultiTaskLinear, Noise
+
+#: ``(in_features, out_features, is_head, gain) -> layer``: how a method lays out one layer.
+LayerFactory = Callable[[int, int, bool, float], MultiTaskLinear]
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "relu": F.relu}
+
+
+class MultiTaskMLP(nn.Module):
+    """``in_dim → hidden_sizes → out_dim`` with an activation between layers.
+
+    Args:
+        make_layer: the method's :data:`LayerFactory`.
+        head_gain: orthogonal-init gain of the output layer (hidden layers use √2).
+        embedding_dim: if > 0, a learned per-task embedding ``e_m`` (L2-normalised) is
+            concatenated to every input, as the contextual method does.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_sizes: list[int],
+        out_dim: int,
+        num_tasks: int,
+        make_layer: LayerFactory,
+        activation: str = "tanh",
+        head_gain: float = 1.0,
+        embedding_dim: int = 0,
+    ):
+        super().__init__()
+        self.num_tasks = num_tasks
+        self.activation = ACTIVATIONS[activation]
+        self.task_embedding = (
+            nn.Parameter(torch.randn(num_tasks, embedding_dim)) if embedding_dim > 0 else None
+        )
+        sizes = [in_dim + embedding_dim, *hidden_sizes, out_dim]
+        last = len(sizes) - 2
+        self.layers = nn.ModuleList(
+            make_layer(a, b, i == last, head_gain if i == last else math.sqrt(2))
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+        )
+
+    def forward(self, x: Tensor, noise: Noise | None = None) -> Tensor:
+        """``x`` ``[M, B, in_dim]`` → ``[M, B, out_dim]``; ``noise`` keys are ``"<layer>.<name>"``."""
+        if self.task_embedding is not None:
+            embedding = F.normalize(self.task_embedding, dim=-1)
+            x = torch.cat([x, embedding.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
+        for index, layer in enumerate(self.layers):
+            x = layer(x, _sub_noise(noise, f"{index}."))
+            if index < len(self.layers) - 1:
+                x = self.activation(x)
+        return x
+
+    def rollout_noise(self, generator: torch.Generator | None) -> Noise:
+        return _prefixed((f"{i}.", layer.rollout_noise(generator)) for i, layer in enumerate(self.layers))
+
+    def example_noise(self, batch_size: int, generator: torch.Generator | None) -> Noise:
+        return _prefixed(
+            (f"{i}.", layer.example_noise(batch_size, generator)) for i, layer in enumerate(self.layers)
+        )
+
+    def rollout_cache(self, rollout_noise: Noise) -> Noise:
+        return _prefixed(
+            (f"{i}.", layer.rollout_cache(_sub_noise(rollout_noise, f"{i}."))) for i, layer in enumerate(self.layers)
+        )
+
+
+@dataclass
+class PolicyOutput:
+    """Actor-critic outputs for ``[M, B]`` observations.
+
+    Attributes:
+        logits: ``[M, B, num_actions]`` (discrete) or action means ``[M, B, act_dim]`` (continuous).
+        log_std: ``[M, B, act_dim]`` per-task log standard deviations (continuous only, else None).
+        value: ``[M, B]`` state values.
+    """
+
+    logits: Tensor
+    log_std: Tensor | None
+    value: Tensor
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """``[M, B]`` log-probabilities of ``actions`` (``[M, B]`` ints or ``[M, B, act_dim]``)."""
+        if self.log_std is None:
+            log_probs = torch.log_softmax(self.logits, dim=-1)
+            return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        z = (actions - self.logits) * torch.exp(-self.log_std)
+        return (-0.5 * z.square() - self.log_std - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+    def entropy(self) -> Tensor:
+        """``[M, B]`` entropies of the action distributions (nats)."""
+        if self.log_std is None:
+            log_probs = torch.log_softmax(self.logits, dim=-1)
+            return -(log_probs.exp() * log_probs).sum(dim=-1)
+        return (self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(dim=-1)
+
+
+class ActorCritic(nn.Module):
+    """Separate actor and critic MLPs, both laid out by the method's layer factory.
+
+    Orthogonal init as in PPO implementations: √2 hidden, 0.01 policy head, 1 value head.
+
+    Args:
+        obs_dim: observation size.
+        action_dim: number of discrete actions, or the continuous action size.
+        discrete: whether actions are discrete.
+        num_tasks: ``M``.
+        hidden_sizes, activation: the MLPs' hidden layers.
+        make_layer: the method's :data:`LayerFactory`.
+        embedding_dim: contextual task-embedding size (0 = none).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        discrete: bool,
+        num_tasks: int,
+        hidden_sizes: list[int],
+        activation: str,
+        make_layer: LayerFactory,
+        embedding_dim: int = 0,
+    ):
+        super().__init__()
+        self.num_tasks = num_tasks
+        self.discrete = discrete
+        common = dict(num_tasks=num_tasks, make_layer=make_layer, activation=activation, embedding_dim=embedding_dim)
+        self.actor = MultiTaskMLP(obs_dim, hidden_sizes, action_dim, head_gain=0.01, **common)
+        self.critic = MultiTaskMLP(obs_dim, hidden_sizes, 1, head_gain=1.0, **common)
+        self.log_std = None if discrete else nn.Parameter(torch.zeros(num_tasks, action_dim))
+
+    def forward(self, obs: Tensor, noise: Noise | None = None) -> PolicyOutput:
+        """``obs`` ``[M, B, obs_dim]`` → :class:`PolicyOutput`; ``noise=None`` uses mean weights."""
+        logits = self.actor(obs, _sub_noise(noise, "actor."))
+        value = self.critic(obs, _sub_noise(noise, "critic.")).squeeze(-1)
+        log_std = None
+        if self.log_std is not None:
+            log_std = self.log_std.unsqueeze(1).expand_as(logits)
+        return PolicyOutput(logits, log_std, value)
+
+    def rollout_noise(self, generator: torch.Generator | None) -> Noise:
+        """Noise drawn once per rollout, for every stochastic layer (empty for deterministic nets)."""
+        return _prefixed([("actor.", self.actor.rollout_noise(generator)), ("critic.", self.critic.rollout_noise(generator))])
+
+    def example_noise(self, batch_size: int, generator: torch.Generator | None) -> Noise:
+        """Per-example noise for ``batch_size`` examples per task: tensors ``[M, batch_size, k]``."""
+        return _prefixed(
+            [
+                ("actor.", self.actor.example_noise(batch_size, generator)),
+                ("critic.", self.critic.example_noise(batch_size, generator)),
+            ]
+        )
+
+    def rollout_cache(self, rollout_noise: Noise) -> Noise:
+        """Per-rollout tensors derived from the current parameters and ``rollout_noise`` (see
+        :meth:`MultiTaskLinear.rollout_cache`); merge into ``noise`` for the rollout's forward passes."""
+        return _prefixed(
+            [
+                ("actor.", self.actor.rollout_cache(_sub_noise(rollout_noise, "actor."))),
+                ("critic.", self.critic.rollout_cache(_sub_noise(rollout_noise, "critic."))),
+            ]
+        )
+
+    def multitask_layers(self) -> list[MultiTaskLinear]:
+        return [m for m in self.modules() if isinstance(m, MultiTaskLinear)]
+
+    def shared_parameters(self) -> dict[str, nn.Parameter]:
+        """Parameters without a task axis, by their name in this module."""
+        shared = {}
+        for module_name, module in self.named_modules():
+            if isinstance(module, MultiTaskLinear):
+                for name in module.shared_parameter_names:
+                    shared[f"{module_name}.{name}"] = getattr(module, name)
+        return shared
+
+
+def _sub_noise(noise: Noise | None, prefix: str) -> Noise | None:
+    """The entries of ``noise`` under ``prefix``, with the prefix removed (None if no noise)."""
+    if noise is None:
+        return None
+    return {key[len(prefix):]: value for key, value in noise.items() if key.startswith(prefix)}
+
+
+def _prefixed(parts) -> Noise:
+    return {prefix + key: value for prefix, noise in parts for key, value in noise.items()}
