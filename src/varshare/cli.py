@@ -7,10 +7,21 @@ import sys
 
 import yaml
 
-from varshare.config import ConfigError, dump_config, load_config, parse_yaml
+from varshare.config import METHODS, ConfigError, dump_config, load_config, parse_yaml
 from varshare.envs.suites import SUITES, build_suite
-from varshare.envs.specs import specs_hash, specs_to_json
+from varshare.envs.specs import TaskSpecError, read_specs, specs_hash, specs_to_json
 from varshare.io import atomic_write_text
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["ppo.gamma=0.9", ...]`` → ``{"ppo.gamma": 0.9}`` (values parsed as YAML)."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key] = parse_yaml(value)
+    return overrides
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -23,15 +34,8 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate an experiment config (with ``--set key=value`` overrides); print it resolved."""
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            print(f"--set expects KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
-        overrides[key] = parse_yaml(value)
     try:
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, parse_overrides(args.set))
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
@@ -39,6 +43,51 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         dump_config(config, args.out)
     print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one method and seed on a suite; write the run directory."""
+    from varshare.train import train
+
+    overrides = {"suite": args.suite, "methods": [args.method], "seeds": [args.seed]}
+    overrides.update(parse_overrides(args.set))
+    try:
+        config = load_config(args.config, overrides)
+        specs = read_specs(args.tasks) if args.tasks else build_suite(args.suite)
+    except (ConfigError, TaskSpecError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    if {s.family for s in specs} != {s.family for s in build_suite(args.suite)}:
+        print(f"--tasks {args.tasks} does not hold {args.suite} tasks", file=sys.stderr)
+        return 2
+    train(config, specs, args.method, args.seed, args.out, env_mode=args.env_mode)
+    return 0
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    """Print each finished run's final mean evaluation return (and per-task returns with -v)."""
+    import json
+    from pathlib import Path
+
+    from varshare.run_io import MetricsTable
+
+    status = 0
+    print(f"{'run':<40} {'steps/task':>10} {'final eval return (task mean)':>30}")
+    for directory in map(Path, args.runs):
+        done = directory / "done.json"
+        if not done.is_file():
+            print(f"{str(directory):<40} {'unfinished (no done.json)':>41}")
+            status = 1
+            continue
+        summary = json.loads(done.read_text())
+        print(f"{summary['run']:<40} {summary['steps_per_task']:>10} {summary['final_eval_return_mean']:>30.1f}")
+        if args.verbose:
+            rows = MetricsTable.load_rows(directory / "metrics.csv")
+            last = max(r[4] for r in rows if r[5] == "eval_return")
+            for row in rows:
+                if row[5] == "eval_return" and row[4] == last:
+                    print(f"    {row[3]:<36} {row[6]:>10.1f}")
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a value (dotted key, YAML value); repeatable")
     check.add_argument("--out", help="also write the resolved config here")
     check.set_defaults(func=cmd_check_config)
+
+    train = commands.add_parser("train", help="train one method and seed on a suite")
+    train.add_argument("--config", required=True, help="experiment config YAML")
+    train.add_argument("--suite", required=True, choices=sorted(SUITES))
+    train.add_argument("--method", required=True, choices=sorted(METHODS))
+    train.add_argument("--seed", required=True, type=int)
+    train.add_argument("--out", required=True, help="run directory")
+    train.add_argument("--tasks", help="task-spec JSON (default: build the suite)")
+    train.add_argument("--env-mode", choices=["sync", "async"], default="sync",
+                       help="simulator-backed envs in-process or in worker processes")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value (dotted key, YAML value); repeatable")
+    train.set_defaults(func=cmd_train)
+
+    summarize = commands.add_parser("summarize", help="print the final evaluation return of run directories")
+    summarize.add_argument("runs", nargs="+", help="run directories written by `varshare train`")
+    summarize.add_argument("-v", "--verbose", action="store_true", help="also print per-task returns")
+    summarize.set_defaults(func=cmd_summarize)
     return parser
 
 

@@ -167,23 +167,18 @@ class PPO:
         actions = torch.zeros((M, T, N, *action_shape), device=self.device,
                               dtype=torch.long if self.env.is_discrete else torch.float32)
         logprobs, values, rewards, ended = (torch.zeros((M, T, N), device=self.device) for _ in range(4))
-        example_noise: Noise = {  # [M, T, N, k] per key, filled step by step
-            key: torch.zeros((M, T, N, value.shape[-1]), device=self.device)
-            for key, value in model.example_noise(N, self.generator).items()
+        example_noise = {  # every transition's per-example noise, drawn up front: [M, T, N, k]
+            key: value.view(M, T, N, -1) for key, value in model.example_noise(T * N, self.generator).items()
         }
-
         with torch.inference_mode():
             for t in range(T):
-                step_noise = model.example_noise(N, self.generator)
-                noise = {**cached, **step_noise}
+                noise = {**cached, **{key: value[:, t] for key, value in example_noise.items()}}
                 output = model(self._next_obs, noise)
                 action = sample_actions(output, self.generator)
                 obs[:, t] = self._next_obs
                 actions[:, t] = action
                 logprobs[:, t] = output.log_prob(action)
                 values[:, t] = output.value
-                for key, value in step_noise.items():
-                    example_noise[key][:, t] = value
 
                 step = self.env.step(action.cpu().numpy())
                 reward = self._tensor(step.reward)

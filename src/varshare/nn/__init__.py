@@ -1,6 +1,6 @@
 """Multi-task layers and networks: one batched forward pass serves all tasks."""
 
-from varshare.nn.kl import gaussian_kl, gaussian_kl_elements
+from varshare.nn.kl import gaussian_kl, gaussian_kl_elements, softplus_gaussian_kl_per_task
 from varshare.nn.layers import (
     ESTIMATORS,
     MultiTaskLinear,
@@ -28,4 +28,5 @@ __all__ = [
     "affine",
     "gaussian_kl",
     "gaussian_kl_elements",
+    "softplus_gaussian_kl_per_task",
 ]

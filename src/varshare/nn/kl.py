@@ -27,3 +27,37 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, sigma_prior: float | torc
         sigma_prior: prior standard deviation (> 0), a float or a tensor broadcastable to ``mu``.
     """
     return gaussian_kl_elements(mu, sigma, sigma_prior).sum()
+
+
+class _SoftplusGaussianKL(torch.autograd.Function):
+    """Per-task KL of ``N(mu, softplus(rho)²)`` from ``N(0, sigma_prior²)`` with a closed-form backward
+    (one fused pass instead of autograd's chain of element-wise ops)."""
+
+    @staticmethod
+    def forward(ctx, mu: torch.Tensor, rho: torch.Tensor, sigma_prior: float) -> torch.Tensor:
+        sigma = torch.nn.functional.softplus(rho)
+        ctx.save_for_backward(mu, rho, sigma)
+        ctx.sigma_prior = sigma_prior
+        per_element = gaussian_kl_elements(mu, sigma, sigma_prior)
+        return per_element.reshape(per_element.shape[0], -1).sum(dim=1)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        mu, rho, sigma = ctx.saved_tensors
+        prior_var = ctx.sigma_prior**2
+        scale = grad_output.view(-1, *([1] * (mu.dim() - 1)))
+        grad_mu = scale * mu / prior_var
+        grad_rho = scale * (sigma / prior_var - 1.0 / sigma) * torch.sigmoid(rho)
+        return grad_mu, grad_rho, None
+
+
+def softplus_gaussian_kl_per_task(mu: torch.Tensor, rho: torch.Tensor, sigma_prior: float) -> torch.Tensor:
+    """``[M]``: ``KL(N(mu_m, softplus(rho_m)²) ‖ N(0, sigma_prior²))`` summed over each task's elements.
+
+    Args:
+        mu, rho: ``[M, ...]`` posterior means and pre-softplus scales (task axis first).
+        sigma_prior: prior standard deviation (a fixed float).
+
+    Gradients: ``∂/∂mu = mu / sigma_prior²``, ``∂/∂rho = (σ / sigma_prior² − 1/σ) · sigmoid(rho)``.
+    """
+    return _SoftplusGaussianKL.apply(mu, rho, float(sigma_prior))

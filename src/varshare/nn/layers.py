@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from varshare.nn.kl import gaussian_kl_elements
+from varshare.nn.kl import softplus_gaussian_kl_per_task
 
 Noise = dict[str, Tensor]
 Estimator = Literal["flipout", "shared_noise", "local_reparam"]
@@ -64,7 +64,7 @@ def orthogonal_(tensor: Tensor, gain: float) -> Tensor:
 
 def rademacher(shape: tuple[int, ...], generator: torch.Generator | None, device) -> Tensor:
     """Independent ±1 signs (float32)."""
-    return torch.randint(0, 2, shape, generator=generator, device=device).float().mul_(2).sub_(1)
+    return torch.randint(0, 2, shape, generator=generator, device=device, dtype=torch.float32).mul_(2).sub_(1)
 
 
 class MultiTaskLinear(nn.Module):
@@ -265,8 +265,7 @@ class VariationalResidualLinear(MultiTaskLinear):
         variance = torch.baddbmm(d["var_bias"].unsqueeze(-2), x.square(), d["var_weight"].transpose(-1, -2))
         return mean_out + torch.sqrt(variance + 1e-8) * d["xi"]
 
-    def kl_per_task(self, sigma_prior: float | Tensor) -> Tensor:
+    def kl_per_task(self, sigma_prior: float) -> Tensor:
         """``KL(q_m ‖ N(0, σ_prior² I))`` of this layer's residual, weights and biases: ``[M]``."""
-        weight_kl = gaussian_kl_elements(self.mu_weight, self.sigma_weight, sigma_prior)
-        bias_kl = gaussian_kl_elements(self.mu_bias, self.sigma_bias, sigma_prior)
-        return weight_kl.sum(dim=(1, 2)) + bias_kl.sum(dim=1)
+        return softplus_gaussian_kl_per_task(self.mu_weight, self.rho_weight, sigma_prior) + \
+            softplus_gaussian_kl_per_task(self.mu_bias, self.rho_bias, sigma_prior)

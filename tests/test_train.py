@@ -1,0 +1,73 @@
+"""`varshare train`: the run directory's contents, validation before start, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from varshare.envs import build_suite, specs_to_json
+from varshare.run_io import METRIC_COLUMNS, MetricsTable
+
+TINY = ["--set", "total_steps_per_task=96", "--set", "envs_per_task=2", "--set", "ppo.num_steps=16",
+        "--set", "ppo.num_minibatches=2", "--set", "eval.every_steps=64", "--set", "eval.episodes=2",
+        "--set", "network.hidden_sizes=[16,16]"]
+
+
+def train(tmp_path: Path, out: str, method: str = "varshare", *extra: str) -> subprocess.CompletedProcess:
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text(specs_to_json(build_suite("cartpole10")[:3]))
+    return subprocess.run(
+        [sys.executable, "-m", "varshare.cli", "train", "--config", "configs/cartpole10_ppo.yaml",
+         "--suite", "cartpole10", "--method", method, "--seed", "3", "--out", str(tmp_path / out),
+         "--tasks", str(tasks), *TINY, *extra],
+        capture_output=True, text=True,
+    )
+
+
+def test_run_directory_holds_config_manifest_metrics_checkpoint_and_marker(tmp_path):
+    result = train(tmp_path, "run")
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {
+        "config.yaml", "manifest.json", "tasks.json", "metrics.csv", "progress.log", "checkpoint.pt", "done.json"}
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["methods"] == ["varshare"] and config["seeds"] == [3] and config["ppo"]["num_steps"] == 16
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert set(manifest["versions"]) >= {"varshare", "torch", "gymnasium", "metaworld", "mujoco"}
+    assert len(manifest["task_specs_sha256"]) == 64 and manifest["git_commit"]
+    rows = MetricsTable.load_rows(run / "metrics.csv")
+    assert (run / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
+    eval_steps = sorted({r[4] for r in rows if r[5] == "eval_return"})
+    assert eval_steps == [0, 64, 96]  # start, every 64 steps per task, and the end
+    tasks = {r[3] for r in rows if r[5] == "eval_return"}
+    assert tasks == {s.name for s in build_suite("cartpole10")[:3]}
+    update_metrics = {r[5] for r in rows if r[3] == "all"}
+    assert {"policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "kl",
+            "ratio_first_minibatch", "logprob_replay_error"} <= update_metrics
+    assert any(m.startswith("sigma_mean/") for m in update_metrics)
+    assert "sps" in (run / "progress.log").read_text() and "sps" in result.stdout
+    done = json.loads((run / "done.json").read_text())
+    assert done["steps_per_task"] == 96 and done["iterations"] == 3
+
+
+def test_same_seed_twice_gives_identical_metrics(tmp_path):
+    for out in ("a", "b"):
+        assert train(tmp_path, out, "pcgrad").returncode == 0
+    assert (tmp_path / "a/metrics.csv").read_text() == (tmp_path / "b/metrics.csv").read_text()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--set", "ppo.gamma=1.5"], "ppo.gamma"),
+    (["--set", "ppo.learning_rat=0.1"], "did you mean 'learning_rate'"),
+    (["--set", "ppo.num_minibatches=5"], "num_minibatches"),
+])
+def test_bad_config_fails_before_anything_is_written(tmp_path, bad, message):
+    result = train(tmp_path, "run", "varshare", *bad)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (tmp_path / "run").exists()
