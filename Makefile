@@ -4,7 +4,7 @@
 #   make figures   install, then build the study's outputs: snakemake --cores $(CORES) figures/all
 #   make test      install, then run the test suite
 #
-# Torch: TORCH_SPEC is installed first, so the package's `torch>=2.3` requirement is already met
+# Torch: TORCH_SPEC is installed first, so the package's `torch>=2.4` requirement is already met
 # and pip downloads nothing more. The pinned version resolves to a local CPU wheel on machines
 # that carry one, and to PyPI's standard (CUDA-enabled on Linux) build elsewhere. For a specific
 # CUDA or CPU-only build:  make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128

@@ -139,7 +139,7 @@ class PPO:
         action_dim = env.single_action_space.n if env.is_discrete else env.single_action_space.shape[0]
         torch.manual_seed(seed)
         self.model: ActorCritic = method.build_model(env.obs_dim, int(action_dim), env.is_discrete).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.ppo.learning_rate, eps=1e-5)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.ppo.learning_rate, eps=1e-5, fused=True)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.batch_per_task = self.ppo.num_steps * self.num_envs
         self.minibatch_per_task = self.batch_per_task // self.ppo.num_minibatches

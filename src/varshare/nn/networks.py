@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from varshare.nn.activations import ACTIVATIONS
 from varshare.nn.layers import MultiTaskLinear, Noise
 
 #: ``(in_features, out_features, is_head, gain) -> layer``: how a method lays out one layer.
 LayerFactory = Callable[[int, int, bool, float], MultiTaskLinear]
 
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"tanh": torch.tanh, "relu": F.relu}
 
 
 class MultiTaskMLP(nn.Module):

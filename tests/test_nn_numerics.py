@@ -1,4 +1,4 @@
-"""The fused per-task KL used in training equals the reference closed form, value and gradient."""
+"""Numerical kernels used in training (fused KL, activation) equal their reference definitions."""
 
 import torch
 import torch.nn.functional as F
@@ -32,3 +32,13 @@ def test_fused_kl_gradient_is_exact():
     sum(w * gaussian_kl(mu[m], F.softplus(rho[m]), 0.3) for m, w in enumerate(weights)).backward()
     torch.testing.assert_close(fused_grads[0], mu.grad)
     torch.testing.assert_close(fused_grads[1], rho.grad)
+
+
+def test_tanh_activation_equals_torch_tanh_in_value_and_gradient():
+    from varshare.nn.activations import tanh
+
+    x = torch.linspace(-12, 12, 20001, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(tanh(x), torch.tanh(x), rtol=0, atol=1e-15)
+    assert torch.autograd.gradcheck(tanh, (torch.randn(7, 3, dtype=torch.float64, requires_grad=True),))
+    x32 = torch.linspace(-12, 12, 20001)
+    assert (tanh(x32) - torch.tanh(x32)).abs().max() < 5e-7
