@@ -2,6 +2,7 @@
 # idempotent afterwards (re-installs only when pyproject.toml changes).
 #
 #   make figures   install, then build the study's outputs: snakemake --cores $(CORES) figures/all
+#                  (PRESET=smoke|default|paper picks configs/$(PRESET).yaml; default: default)
 #   make test      install, then run the test suite
 #
 # Torch: TORCH_SPEC is installed first, so the package's `torch>=2.4` requirement is already met
@@ -12,6 +13,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 8
+PRESET ?= default
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX_URL ?=
 BIN := $(VENV)/bin
@@ -28,7 +30,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 figures: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores $(CORES) figures/all
+	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores $(CORES) figures/all --configfile configs/$(PRESET).yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,8 +1,9 @@
-"""The Snakemake workflow as users run it: `figures/all` from a clean copy, rebuilds, bad config."""
+"""The Snakemake workflow as users run it: presets, load-time validation, `figures/all` end to end."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]"]
 
 
 @pytest.fixture
@@ -27,28 +29,60 @@ def workdir(tmp_path: Path) -> Path:
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", *args],
-        cwd=workdir, env=env, capture_output=True, text=True,
-    )
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args],
+                          cwd=workdir, env=env, capture_output=True, text=True)
 
 
-def test_figures_all_builds_from_clean_and_rebuilds_a_deleted_output(workdir):
-    result = snakemake(workdir, "figures/all")
+def job_counts(output: str) -> dict[str, int]:
+    table = output[output.index("Job stats:"):]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
+
+
+@pytest.mark.parametrize("preset, seeds", [("smoke", 1), ("default", 3), ("paper", 5)])
+def test_presets_plan_suites_times_methods_times_seeds_training_jobs(workdir, preset, seeds):
+    result = snakemake(workdir, "-n", "figures/all", "--configfile", f"configs/{preset}.yaml")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["train"] == 2 * 7 * seeds
+    assert counts["envs"] == counts["aggregate"] == counts["figure_methods"] == 2
+    assert counts["all"] == 1
+
+
+@pytest.mark.parametrize("override, message", [
+    ("methods=[varshare,maml]", "methods[1]"),
+    ("seeds=[0,0]", "seeds"),
+    ("suites=[cartpole10,pendulum5]", "suites[1]"),
+    ("train_resources={threads: 0}", "train_resources.threads"),
+])
+def test_bad_preset_value_fails_before_any_job(workdir, override, message):
+    result = snakemake(workdir, "figures/all", "--configfile", "configs/smoke.yaml", "--config", override)
+    assert result.returncode != 0
+    assert message in result.stderr and "invalid" in result.stderr
+    assert not (workdir / "data").exists()
+
+
+def test_bad_experiment_override_names_suite_and_key(workdir):
+    preset = (workdir / "configs/smoke.yaml").read_text().replace("ppo.num_steps: 64", "ppo.num_stepz: 64", 1)
+    (workdir / "configs/smoke.yaml").write_text(preset)
+    result = snakemake(workdir, "-n", "figures/all", "--configfile", "configs/smoke.yaml")
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "experiments.cartpole10" in output and "did you mean 'num_steps'" in output
+
+
+@pytest.mark.slow
+def test_figures_all_builds_from_clean_and_rebuilds_a_deleted_figure(workdir):
+    result = snakemake(workdir, "figures/all", *SMALL)
     assert result.returncode == 0, result.stderr
     manifest = (workdir / "figures" / "all").read_text().split()
-    assert manifest == [f"data/tasks/{s}.json" for s in ("cartpole10", "lunarlander20", "mt10")]
-    assert all((workdir / path).is_file() for path in manifest)
+    assert "figures/fig1_cartpole10_methods.png" in manifest and "data/results/cartpole10/iqm.csv" in manifest
+    assert all((workdir / path).stat().st_size > 0 for path in manifest)
+    assert (workdir / "data/runs/cartpole10/ppo/varshare/seed0/checkpoint.pt").is_file()
 
-    (workdir / "data/tasks/lunarlander20.json").unlink()
-    result = snakemake(workdir, "figures/all")
+    (workdir / "figures/fig1_cartpole10_methods.png").unlink()
+    result = snakemake(workdir, "figures/all", *SMALL)
     assert result.returncode == 0, result.stderr
-    assert (workdir / "data/tasks/lunarlander20.json").is_file()
-    assert "Nothing to be done" in snakemake(workdir, "figures/all").stderr
-
-
-def test_unknown_suite_in_config_fails_before_any_job(workdir):
-    result = snakemake(workdir, "figures/all", "--config", "suites=[cartpole10,pendulum5]")
-    assert result.returncode != 0
-    assert "unknown suite 'pendulum5'" in result.stderr and "cartpole10" in result.stderr
-    assert not (workdir / "data").exists()
+    assert (workdir / "figures/fig1_cartpole10_methods.png").is_file()
+    assert "train" not in job_counts(result.stdout + result.stderr)  # only the figure and manifest
+    again = snakemake(workdir, "figures/all", *SMALL)
+    assert "Nothing to be done" in again.stdout + again.stderr

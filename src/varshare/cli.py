@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -47,7 +48,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method and seed on a suite; write the run directory."""
-    from varshare.train import train
+    from varshare.algos.ppo import NonFiniteLossError
+    from varshare.train import RunDirectoryConflict, train
 
     overrides = {"suite": args.suite, "methods": [args.method], "seeds": [args.seed]}
     overrides.update(parse_overrides(args.set))
@@ -60,14 +62,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     if {s.family for s in specs} != {s.family for s in build_suite(args.suite)}:
         print(f"--tasks {args.tasks} does not hold {args.suite} tasks", file=sys.stderr)
         return 2
-    train(config, specs, args.method, args.seed, args.out, env_mode=args.env_mode)
+    try:
+        train(config, specs, args.method, args.seed, args.out, env_mode=args.env_mode,
+              replace_stale=args.replace_stale)
+    except RunDirectoryConflict as error:
+        print(error, file=sys.stderr)
+        return 2
+    except NonFiniteLossError as error:
+        resume = Path(args.out) / "resume.pt"
+        kept = f"the last good checkpoint is kept: {resume}" if resume.exists() else "no checkpoint was reached"
+        print(f"training stopped: {error}; {kept}", file=sys.stderr)
+        return 3
     return 0
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
     """Print each finished run's final mean evaluation return (and per-task returns with -v)."""
     import json
-    from pathlib import Path
 
     from varshare.run_io import MetricsTable
 
@@ -88,6 +99,41 @@ def cmd_summarize(args: argparse.Namespace) -> int:
                 if row[5] == "eval_return" and row[4] == last:
                     print(f"    {row[3]:<36} {row[6]:>10.1f}")
     return status
+
+
+def cmd_aggregate(args: argparse.Namespace) -> int:
+    """Aggregate finished runs of a suite into a results directory (tables, IQM, aggregate.json)."""
+    from varshare.analysis.aggregate import RunDirectoryError
+    from varshare.analysis.results import write_aggregate
+
+    try:
+        summary = write_aggregate(args.runs, args.suite, args.out, bootstrap_seed=args.bootstrap_seed,
+                                  reps=args.reps, task_bootstrap=args.task_bootstrap)
+    except (RunDirectoryError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"aggregated {summary['num_runs']} {args.suite} runs ({', '.join(summary['methods'])}) into {args.out}")
+    return 0
+
+
+def cmd_figure(args: argparse.Namespace) -> int:
+    """Draw the learning-curve (and optionally IQM) figures of a results directory."""
+    from varshare.analysis.figures import plot_iqm, plot_learning_curves
+    from varshare.analysis.results import read_table
+
+    if (args.iqm_png is None) != (args.iqm_pdf is None):
+        print("--iqm-png and --iqm-pdf go together", file=sys.stderr)
+        return 2
+    try:
+        curves = read_table(args.results, "eval_curves")
+        iqm = read_table(args.results, "iqm") if args.iqm_png else None
+    except FileNotFoundError as error:
+        print(error, file=sys.stderr)
+        return 2
+    plot_learning_curves(curves, args.title, args.curves_png, args.curves_pdf)
+    if iqm is not None:
+        plot_iqm(iqm, args.title, args.iqm_png, args.iqm_pdf)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,12 +163,33 @@ def build_parser() -> argparse.ArgumentParser:
                        help="simulator-backed envs in-process or in worker processes")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value (dotted key, YAML value); repeatable")
+    train.add_argument("--replace-stale", action="store_true",
+                       help="if --out holds a run with another config or task set, clear it (and its "
+                            "resume checkpoint) instead of refusing")
     train.set_defaults(func=cmd_train)
 
     summarize = commands.add_parser("summarize", help="print the final evaluation return of run directories")
     summarize.add_argument("runs", nargs="+", help="run directories written by `varshare train`")
     summarize.add_argument("-v", "--verbose", action="store_true", help="also print per-task returns")
     summarize.set_defaults(func=cmd_summarize)
+
+    aggregate = commands.add_parser("aggregate", help="aggregate finished runs of a suite into result tables")
+    aggregate.add_argument("--suite", required=True, choices=sorted(SUITES))
+    aggregate.add_argument("--out", required=True, help="results directory")
+    aggregate.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the IQM bootstrap (default 0)")
+    aggregate.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default 2000)")
+    aggregate.add_argument("--task-bootstrap", action="store_true", help="also resample tasks in the bootstrap")
+    aggregate.add_argument("runs", nargs="+", help="finished run directories of the suite")
+    aggregate.set_defaults(func=cmd_aggregate)
+
+    figure = commands.add_parser("figure", help="draw figures from a results directory")
+    figure.add_argument("--results", required=True, help="results directory written by `varshare aggregate`")
+    figure.add_argument("--title", required=True)
+    figure.add_argument("--curves-png", required=True)
+    figure.add_argument("--curves-pdf", required=True)
+    figure.add_argument("--iqm-png")
+    figure.add_argument("--iqm-pdf")
+    figure.set_defaults(func=cmd_figure)
     return parser
 
 

@@ -98,6 +98,19 @@ class EvalConfig(Section):
     episodes: int = Field(10, ge=1, description="Evaluation episodes per task and evaluation.")
 
 
+class CheckpointConfig(Section):
+    """Periodic resume checkpoints of a training run."""
+
+    every_steps: int = Field(
+        50_000, ge=1,
+        description=(
+            "Save a resume checkpoint every this many env steps per task (rounded up to whole PPO "
+            "iterations). Simulator-backed envs (LunarLander, MT10) cannot be snapshotted, so at each "
+            "checkpoint they are reseeded and reset, in resumed and uninterrupted runs alike."
+        ),
+    )
+
+
 class PPOConfig(Section):
     """PPO hyperparameters; defaults are CleanRL ``ppo.py`` (CartPole)."""
 
@@ -176,6 +189,7 @@ class ExperimentConfig(Section):
     # Declared before ``ppo``: the batch check below reads it.
     envs_per_task: int = Field(4, ge=1, description="Parallel environments per task.")
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     varshare: VarShareConfig = Field(default_factory=VarShareConfig)

@@ -9,29 +9,46 @@ The run directory holds everything needed to trust the run:
   deterministic, mean-weight evaluation returns per task (``eval_return``); only quantities that
   the config and seed determine, so a rerun reproduces it exactly;
 * ``progress.log`` — the progress lines also printed to stdout, with wall-clock speed (SPS);
+* ``resume.pt`` — the latest resume checkpoint, while the run is unfinished;
 * ``checkpoint.pt`` — final model, optimiser and random-generator states;
 * ``done.json`` — completion marker with a summary, written last.
 
 Every file is written atomically, so a crash never leaves a file that looks complete.
+
+**Resume.** Every ``checkpoint.every_steps`` env steps per task the run saves ``resume.pt``: model,
+optimiser, all random-generator states, the method's own state, the metrics so far and the
+environment. Rerunning the same command after a kill continues from it and ends with the same
+``metrics.csv`` as an uninterrupted run. CartPole's state is saved exactly; LunarLander and MT10
+simulators cannot be snapshotted, so at every checkpoint those envs are reseeded and reset (the
+unfinished episodes are cut there, with the usual value bootstrap) — in uninterrupted runs too,
+which is what makes both identical. A NaN/inf loss stops the run with the last good ``resume.pt``
+kept.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from varshare.algos.ppo import PPO, evaluate, mean_or_nan
-from varshare.config import ExperimentConfig, dump_config
+from varshare.config import ExperimentConfig
 from varshare.envs import TaskSpec, make_vec_env, specs_hash, specs_to_json
-from varshare.io import atomic_write_text
+from varshare.io import atomic_output, atomic_write_text
 from varshare.methods import make_method
 from varshare.run_io import MetricsTable, versions_manifest
 
-EVAL_PROTOCOL = "deterministic policy (argmax / mean action), mean weights, one episode on each of eval.episodes copies per task"
+EVAL_PROTOCOL = ("deterministic policy (argmax / mean action), mean weights, one episode on each of "
+                 "eval.episodes copies per task")
+
+
+class RunDirectoryConflict(RuntimeError):
+    """The output directory holds a different run."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -40,9 +57,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def eval_seed(seed: int, index: int) -> int:
-    """Seed of the ``index``-th evaluation of a run: independent of the training env's streams."""
-    return int(np.random.SeedSequence([seed, 1, index]).generate_state(1)[0])
+def derived_seed(seed: int, purpose: int, index: int) -> int:
+    """An independent seed for the ``index``-th use of ``purpose`` (1: evaluation, 2: env reseed)."""
+    return int(np.random.SeedSequence([seed, purpose, index]).generate_state(1)[0])
 
 
 class Progress:
@@ -50,8 +67,6 @@ class Progress:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("")
 
     def __call__(self, line: str) -> None:
         print(line, flush=True)
@@ -59,95 +74,182 @@ class Progress:
             handle.write(line + "\n")
 
 
-def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, seed: int, out: str | Path,
-          env_mode: str = "sync") -> dict:
-    """Train ``method_name`` with ``seed`` on ``specs`` and write the run directory ``out``.
+class Run:
+    """The state of one training run that a resume checkpoint captures."""
 
-    Returns the summary also written to ``done.json``.
-    """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(config.num_threads)
-    device = resolve_device(config.device)
-    run_name = f"{config.suite}/{method_name}/seed{seed}"
-    dump_config(config, out / "config.yaml")
-    atomic_write_text(out / "tasks.json", specs_to_json(specs))
-    manifest = versions_manifest(specs_hash(specs), {
-        "run": run_name, "method": method_name, "seed": seed, "device": str(device),
-        "eval_protocol": EVAL_PROTOCOL, "step_unit": "env steps per task",
-    })
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
-    log = Progress(out / "progress.log")
-    metrics = MetricsTable(run_name, method_name, seed)
-    names = [spec.name for spec in specs]
+    def __init__(self, config: ExperimentConfig, specs: list[TaskSpec], method_name: str, seed: int,
+                 out: Path, env_mode: str):
+        self.config, self.specs, self.seed, self.out, self.env_mode = config, specs, seed, out, env_mode
+        self.name = f"{config.suite}/{method_name}/seed{seed}"
+        self.device = resolve_device(config.device)
+        self.log = Progress(out / "progress.log")
+        self.metrics = MetricsTable(self.name, method_name, seed)
+        self.evaluations: list[int] = []  # env steps per task at which evaluations ran
+        self.env = make_vec_env(specs, config.envs_per_task, seed=seed, mode=env_mode)
+        self.method = make_method(method_name, config, len(specs), seed)
+        self.agent = PPO(config, self.method, self.env, seed=seed, device=self.device)
+        self.iterations_per_checkpoint = math.ceil(config.checkpoint.every_steps / self.agent.batch_per_task)
 
-    env = make_vec_env(specs, config.envs_per_task, seed=seed, mode=env_mode)
-    method = make_method(method_name, config, len(specs), seed)
-    agent = PPO(config, method, env, seed=seed, device=device)
-    log(f"[{run_name}] {len(specs)} tasks × {config.envs_per_task} envs, {agent.num_iterations} iterations "
-        f"of {agent.batch_per_task} steps per task, device {device}")
-
-    evaluations: list[int] = []  # steps per task at which evaluations ran
-
-    def run_evaluation() -> float:
-        episodes = evaluate(agent.model,
-                            lambda n: make_vec_env(specs, n, seed=eval_seed(seed, len(evaluations)), mode=env_mode),
-                            config.eval.episodes, device=device)
-        evaluations.append(agent.steps_per_task)
-        for m, name in enumerate(names):
-            metrics.add_many(name, agent.steps_per_task, {
+    # -- evaluation and logging ----------------------------------------------------------------
+    def evaluate(self) -> float:
+        """Evaluate the deterministic mean-weight policy; record and save the metrics."""
+        agent, specs = self.agent, self.specs
+        eval_seed = derived_seed(self.seed, 1, len(self.evaluations))
+        episodes = evaluate(agent.model, lambda n: make_vec_env(specs, n, seed=eval_seed, mode=self.env_mode),
+                            self.config.eval.episodes, device=self.device)
+        self.evaluations.append(agent.steps_per_task)
+        for m, spec in enumerate(specs):
+            self.metrics.add_many(spec.name, agent.steps_per_task, {
                 "eval_return": mean_or_nan(episodes.returns[m]),
                 "eval_length": mean_or_nan(episodes.lengths[m]),
                 "eval_success": mean_or_nan(episodes.successes[m]),
             })
         mean_return = float(np.mean([mean_or_nan(r) for r in episodes.returns]))
-        metrics.add("all", agent.steps_per_task, "eval_return_mean", mean_return)
-        metrics.save(out / "metrics.csv")
-        log(f"[{run_name}] eval @ {agent.steps_per_task} steps/task: mean return {mean_return:.1f}")
+        self.metrics.add("all", agent.steps_per_task, "eval_return_mean", mean_return)
+        self.metrics.save(self.out / "metrics.csv")
+        self.log(f"[{self.name}] eval @ {agent.steps_per_task} steps/task: mean return {mean_return:.1f}")
         return mean_return
 
-    start = time.perf_counter()
-    last_print = -float("inf")
+    def record_iteration(self, stats: dict[str, float]) -> float:
+        """Add an iteration's update statistics and finished training episodes; returns the mean
+        training return over tasks (NaN if no episode finished)."""
+        step = self.agent.steps_per_task
+        self.metrics.add_many("all", step, stats)
+        episodes = self.agent.pop_episodes()
+        for m, spec in enumerate(self.specs):
+            if episodes.returns[m]:
+                self.metrics.add_many(spec.name, step, {
+                    "train_return": float(np.mean(episodes.returns[m])),
+                    "train_length": float(np.mean(episodes.lengths[m])),
+                    "train_success": float(np.mean(episodes.successes[m])),
+                })
+        returns = [np.mean(r) for r in episodes.returns if r]
+        return float(np.mean(returns)) if returns else math.nan
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def checkpoint_boundary(self) -> None:
+        """Save ``resume.pt``; simulator-backed envs are reseeded first (see the module docstring)."""
+        agent = self.agent
+        if not self.env.supports_state:
+            obs = self.env.reseed(derived_seed(self.seed, 2, agent.iteration))
+            agent.next_obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        with atomic_output(self.out / "resume.pt") as tmp:
+            torch.save(self.state_dict(), tmp)
+
+    def state_dict(self) -> dict:
+        agent = self.agent
+        return {
+            "model": agent.model.state_dict(),
+            "optimizer": agent.optimizer.state_dict(),
+            "generator": agent.generator.get_state(),
+            "method": self.method.state_dict(),
+            "iteration": agent.iteration,
+            "steps_per_task": agent.steps_per_task,
+            "next_obs": agent.next_obs,
+            "env": self.env.state_dict() if self.env.supports_state else None,
+            "metrics": self.metrics.rows,
+            "evaluations": self.evaluations,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        agent = self.agent
+        agent.model.load_state_dict(state["model"])
+        agent.optimizer.load_state_dict(state["optimizer"])
+        agent.generator.set_state(state["generator"])
+        self.method.load_state_dict(state["method"])
+        agent.iteration, agent.steps_per_task = state["iteration"], state["steps_per_task"]
+        if self.env.supports_state:
+            self.env.load_state_dict(state["env"])
+        else:
+            self.env.reseed(derived_seed(self.seed, 2, agent.iteration))
+        agent.next_obs = state["next_obs"].to(self.device)
+        self.metrics.rows = [tuple(row) for row in state["metrics"]]
+        self.evaluations = list(state["evaluations"])
+
+    def save_final(self) -> None:
+        state = {key: value for key, value in self.state_dict().items() if key not in ("metrics", "evaluations")}
+        with atomic_output(self.out / "checkpoint.pt") as tmp:
+            torch.save(state, tmp)
+
+
+#: what a run writes into its directory (removed when a stale run is replaced)
+RUN_FILES = ("config.yaml", "tasks.json", "manifest.json", "metrics.csv", "progress.log", "resume.pt",
+             "checkpoint.pt", "done.json")
+
+
+def prepare_run_directory(out: Path, config: ExperimentConfig, specs: list[TaskSpec], method_name: str,
+                          seed: int, device: torch.device, replace_stale: bool = False) -> None:
+    """Write config, tasks and manifest (unless the run finished). A directory holding a run with a different config or
+    task set is refused, or, with ``replace_stale``, cleared (its resume checkpoint included)."""
+    resolved = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    tasks = specs_to_json(specs)
+    stale = [name for name, text in (("config.yaml", resolved), ("tasks.json", tasks))
+             if (out / name).exists() and (out / name).read_text() != text]
+    if stale and not replace_stale:
+        raise RunDirectoryConflict(
+            f"{out} holds a run with a different {' and '.join(stale)}; choose another --out or delete it")
+    if stale:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+    if (out / "done.json").exists():
+        return  # a finished run: its files stay as they were
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", resolved)
+    atomic_write_text(out / "tasks.json", tasks)
+    manifest = versions_manifest(specs_hash(specs), {
+        "run": f"{config.suite}/{method_name}/seed{seed}", "method": method_name, "seed": seed,
+        "device": str(device), "eval_protocol": EVAL_PROTOCOL, "step_unit": "env steps per task",
+    })
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+
+
+def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, seed: int, out: str | Path,
+          env_mode: str = "sync", replace_stale: bool = False) -> dict:
+    """Train ``method_name`` with ``seed`` on ``specs`` into ``out`` (resuming if it holds a
+    ``resume.pt`` of the same run); returns the summary also written to ``done.json``.
+    ``replace_stale``: clear a directory that holds a different run instead of refusing it."""
+    out = Path(out)
+    prepare_run_directory(out, config, specs, method_name, seed, resolve_device(config.device), replace_stale)
+    if (out / "done.json").exists():
+        summary = json.loads((out / "done.json").read_text())
+        print(f"[{summary['run']}] already finished: {out / 'done.json'}")
+        return summary
+    torch.set_num_threads(config.num_threads)
+    run = Run(config, specs, method_name, seed, out, env_mode)
+    agent = run.agent
     try:
-        final_return = run_evaluation()
+        if (out / "resume.pt").exists():
+            run.load_state_dict(torch.load(out / "resume.pt", map_location=run.device, weights_only=False))
+            run.log(f"[{run.name}] resumed from {out / 'resume.pt'} at iteration {agent.iteration}")
+        else:
+            run.log(f"[{run.name}] {len(specs)} tasks × {config.envs_per_task} envs, {agent.num_iterations} "
+                    f"iterations of {agent.batch_per_task} steps per task, device {run.device}")
+            run.evaluate()
+        start, last_print = time.perf_counter(), -math.inf
+        final_return = math.nan
         while agent.iteration < agent.num_iterations:
             stats = agent.iterate()
-            step = agent.steps_per_task
             sps = stats.pop("sps")  # wall-clock: logged, kept out of the (reproducible) metrics
-            metrics.add_many("all", step, stats)
-            episodes = agent.pop_episodes()
-            for m, name in enumerate(names):
-                if episodes.returns[m]:
-                    metrics.add_many(name, step, {
-                        "train_return": float(np.mean(episodes.returns[m])),
-                        "train_length": float(np.mean(episodes.lengths[m])),
-                        "train_success": float(np.mean(episodes.successes[m])),
-                    })
-            if time.perf_counter() - last_print > 5 or agent.iteration == agent.num_iterations:
-                last_print = time.perf_counter()
-                train_return = np.nanmean([mean_or_nan(r) for r in episodes.returns])
-                log(f"[{run_name}] iter {agent.iteration}/{agent.num_iterations} step {step} "
-                    f"sps {sps:.0f} train_return {train_return:.1f} "
-                    f"approx_kl {stats['approx_kl']:.4f} clip {stats['clip_fraction']:.3f}")
+            train_return = run.record_iteration(stats)
             is_last = agent.iteration == agent.num_iterations
-            if step - evaluations[-1] >= config.eval.every_steps or is_last:
-                final_return = run_evaluation()
+            if time.perf_counter() - last_print > 5 or is_last:
+                last_print = time.perf_counter()
+                run.log(f"[{run.name}] iter {agent.iteration}/{agent.num_iterations} step {agent.steps_per_task} "
+                        f"sps {sps:.0f} train_return {train_return:.1f} "
+                        f"approx_kl {stats['approx_kl']:.4f} clip {stats['clip_fraction']:.3f}")
+            if agent.steps_per_task - run.evaluations[-1] >= config.eval.every_steps or is_last:
+                final_return = run.evaluate()
+            if agent.iteration % run.iterations_per_checkpoint == 0 and not is_last:
+                run.checkpoint_boundary()
     finally:
-        env.close()
+        run.env.close()
 
-    torch.save({
-        "model": agent.model.state_dict(),
-        "optimizer": agent.optimizer.state_dict(),
-        "generator": agent.generator.get_state(),
-        "method": method.state_dict(),
-        "iteration": agent.iteration,
-        "steps_per_task": agent.steps_per_task,
-    }, out / "checkpoint.pt.tmp")
-    (out / "checkpoint.pt.tmp").replace(out / "checkpoint.pt")
+    run.save_final()
     summary = {
-        "run": run_name, "steps_per_task": agent.steps_per_task, "iterations": agent.iteration,
-        "final_eval_return_mean": final_return, "wall_seconds": round(time.perf_counter() - start, 2),
+        "run": run.name, "steps_per_task": agent.steps_per_task, "iterations": agent.iteration,
+        "final_eval_return_mean": final_return, "wall_seconds_this_session": round(time.perf_counter() - start, 2),
     }
     atomic_write_text(out / "done.json", json.dumps(summary, indent=2) + "\n")
-    log(f"[{run_name}] done in {summary['wall_seconds']} s: final mean eval return {final_return:.1f}")
+    (out / "resume.pt").unlink(missing_ok=True)
+    run.log(f"[{run.name}] done: final mean eval return {summary['final_eval_return_mean']:.1f}")
     return summary

@@ -2,8 +2,10 @@
 # Snakemake does not rerun a job whose output exists just because one of its *inputs* was deleted,
 # so a manifest whose listed artefacts are not all present is stale: remove it at parse time and
 # the missing artefacts (and the manifest) are rebuilt on this run.
-# So far the pipeline builds the task specs; training and figure rules join this list as they land.
-STUDY_OUTPUTS = expand("data/tasks/{suite}.json", suite=SUITES)
+STUDY_OUTPUTS = [
+    *(f"{figure_stem(s)}_{kind}.{ext}" for s in SUITES for kind in ("methods", "iqm") for ext in ("png", "pdf")),
+    *(f"data/results/{s}/{table}" for s in SUITES for table in ("per_task_final.csv", "iqm.csv")),
+]
 
 if os.path.exists("figures/all") and not all(os.path.exists(p) for p in STUDY_OUTPUTS):
     os.remove("figures/all")

@@ -152,7 +152,7 @@ class PPO:
         self.iteration = 0
         self.steps_per_task = 0
         self.episodes = EpisodeLog.empty(self.num_tasks)
-        self._next_obs = self._tensor(env.reset())
+        self.next_obs = self._tensor(env.reset())
 
     # ----------------------------------------------------------------------------------------
     # rollout
@@ -173,9 +173,9 @@ class PPO:
         with torch.inference_mode():
             for t in range(T):
                 noise = {**cached, **{key: value[:, t] for key, value in example_noise.items()}}
-                output = model(self._next_obs, noise)
+                output = model(self.next_obs, noise)
                 action = sample_actions(output, self.generator)
-                obs[:, t] = self._next_obs
+                obs[:, t] = self.next_obs
                 actions[:, t] = action
                 logprobs[:, t] = output.log_prob(action)
                 values[:, t] = output.value
@@ -188,13 +188,13 @@ class PPO:
                     reward = reward + gamma * final_value * self._tensor(bootstrap)
                 rewards[:, t] = reward
                 ended[:, t] = self._tensor(step.done)
-                self._next_obs = self._tensor(step.obs)
+                self.next_obs = self._tensor(step.obs)
                 self._record_episodes(step)
-            next_value = model(self._next_obs, {**cached, **model.example_noise(N, self.generator)}).value
+            next_value = model(self.next_obs, {**cached, **model.example_noise(N, self.generator)}).value
 
         self.steps_per_task += T * N
         return Rollout(obs, actions, logprobs, values, rewards, ended, example_noise, rollout_noise,
-                       self._next_obs, next_value)
+                       self.next_obs, next_value)
 
     def _record_episodes(self, step) -> None:
         done = step.done

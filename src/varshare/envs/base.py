@@ -145,6 +145,31 @@ class MultiTaskVecEnv(abc.ABC):
         self._episode_success[done] = False
         return step
 
+    #: whether :meth:`state_dict` captures the complete state (so a run can resume mid-episode)
+    supports_state: bool = False
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where the env is (families with
+        ``supports_state``); simulator-backed families cannot snapshot their simulators."""
+        raise NotImplementedError(f"{type(self).__name__} cannot snapshot its simulators")
+
+    def load_state_dict(self, state: dict) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot restore its simulators")
+
+    def _episode_state(self) -> dict:
+        return {"return": self._episode_return.copy(), "length": self._episode_length.copy(),
+                "success": self._episode_success.copy()}
+
+    def _load_episode_state(self, state: dict) -> None:
+        self._episode_return[:] = state["return"]
+        self._episode_length[:] = state["length"]
+        self._episode_success[:] = state["success"]
+
+    def reseed(self, seed: int) -> np.ndarray:
+        """Reset every copy from a new ``seed`` (unfinished episodes are abandoned); returns obs."""
+        self.seed = int(seed)
+        return self.reset()
+
     def close(self) -> None:
         """Release worker processes or simulator handles; safe to call twice."""
 

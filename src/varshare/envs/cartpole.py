@@ -56,6 +56,18 @@ class CartPoleVecEnv(MultiTaskVecEnv):
         self.elapsed_steps = np.zeros(shape, dtype=np.int64)
         self.rng = np.random.default_rng(seed)
 
+    supports_state = True
+
+    def state_dict(self) -> dict:
+        return {"episode": self._episode_state(), "state": self.state.copy(),
+                "elapsed_steps": self.elapsed_steps.copy(), "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._load_episode_state(state["episode"])
+        self.state[...] = state["state"]
+        self.elapsed_steps[...] = state["elapsed_steps"]
+        self.rng.bit_generator.state = state["rng"]
+
     def _reset_envs(self) -> np.ndarray:
         self.rng = np.random.default_rng(self.seed)
         self.state[:] = self.rng.uniform(-RESET_BOUND, RESET_BOUND, size=self.state.shape)

@@ -1,0 +1,158 @@
+"""From finished run directories to tidy result tables.
+
+Every table here is a :class:`pandas.DataFrame` in long ("tidy") form unless stated otherwise.
+Returns are undiscounted episode returns of the deterministic evaluation policy (see
+:data:`varshare.train.EVAL_PROTOCOL`); ``step`` is environment steps *per task*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from varshare.analysis.style import ordered_methods
+from varshare.run_io import METRIC_COLUMNS
+
+EVAL_METRIC = "eval_return"
+
+
+class RunDirectoryError(ValueError):
+    """A run directory is missing, unfinished, malformed, or does not fit with the others."""
+
+
+def load_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
+    """Concatenate the ``metrics.csv`` tables of finished run directories.
+
+    Args:
+        run_dirs: directories written by ``varshare train``; each must hold ``done.json``.
+
+    Returns:
+        Columns ``run, method, seed, task, step, metric, value`` (str, str, int, str, int, str,
+        float), the rows of every run in the order given.
+
+    Raises:
+        RunDirectoryError: naming the directory, when it does not exist, has no ``done.json``
+            (unfinished), has a malformed ``metrics.csv``, or repeats a run already loaded.
+    """
+    frames = []
+    seen: dict[str, Path] = {}
+    for directory in map(Path, run_dirs):
+        if not directory.is_dir():
+            raise RunDirectoryError(f"{directory}: run directory does not exist")
+        if not (directory / "done.json").is_file():
+            raise RunDirectoryError(f"{directory}: run is unfinished (no done.json)")
+        path = directory / "metrics.csv"
+        if not path.is_file():
+            raise RunDirectoryError(f"{directory}: finished run without metrics.csv")
+        # Read as text first: task names must stay strings ("NA" is a name, not a missing value).
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        if tuple(frame.columns) != METRIC_COLUMNS:
+            raise RunDirectoryError(f"{path}: expected columns {METRIC_COLUMNS}, got {tuple(frame.columns)}")
+        try:
+            frame = frame.astype({"seed": int, "step": int, "value": float})
+        except ValueError as error:
+            raise RunDirectoryError(f"{path}: {error}") from error
+        runs = frame["run"].unique()
+        if len(runs) != 1:
+            raise RunDirectoryError(f"{path}: expected rows of one run, found {list(runs)}")
+        if runs[0] in seen:
+            raise RunDirectoryError(f"{directory}: run {runs[0]!r} already loaded from {seen[runs[0]]}")
+        seen[runs[0]] = directory
+        frames.append(frame)
+    if not frames:
+        raise RunDirectoryError("no run directories given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _eval_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The per-task ``eval_return`` rows, checked: one run per (method, seed), every task at every
+    evaluation step of a run."""
+    rows = df[df["metric"] == EVAL_METRIC]
+    if rows.empty:
+        raise RunDirectoryError(f"no {EVAL_METRIC!r} rows in the metrics")
+    runs_per_key = rows.groupby(["method", "seed"])["run"].nunique()
+    if (runs_per_key > 1).any():
+        clash = runs_per_key[runs_per_key > 1].index.tolist()
+        raise RunDirectoryError(f"several runs share (method, seed) {clash}: aggregate one suite at a time")
+    if rows.duplicated(["run", "task", "step"]).any():
+        raise RunDirectoryError(f"duplicate {EVAL_METRIC!r} rows for the same (run, task, step)")
+    for run, group in rows.groupby("run", sort=False):
+        counts = group.groupby("step")["task"].nunique()
+        tasks = group["task"].nunique()
+        if (counts != tasks).any():
+            raise RunDirectoryError(f"run {run!r}: evaluation steps {counts[counts != tasks].index.tolist()} "
+                                    f"lack some of its {tasks} tasks")
+    return rows
+
+
+def _sort(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Sort by ``by`` with methods in :func:`ordered_methods` order; fresh integer index."""
+    rank = {m: i for i, m in enumerate(ordered_methods(df["method"]))}
+    return df.sort_values(by, key=lambda col: col.map(rank) if col.name == "method" else col,
+                          kind="stable").reset_index(drop=True)
+
+
+def eval_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Task-averaged evaluation return of every run at every evaluation step.
+
+    Args:
+        df: metrics of :func:`load_runs`.
+
+    Returns:
+        Columns ``method, seed, step, return``: one row per (run, evaluation step), ``return`` the
+        mean over the run's tasks of ``eval_return`` (NaN if any task's is NaN, as in training's
+        ``eval_return_mean``); sorted by method, seed, step.
+    """
+    rows = _eval_rows(df)
+    curves = (rows.groupby(["method", "seed", "step"])["value"]
+              .agg(lambda values: values.to_numpy().mean()).rename("return").reset_index())
+    return _sort(curves, ["method", "seed", "step"])
+
+
+def final_returns(df: pd.DataFrame) -> pd.DataFrame:
+    """Each run's per-task evaluation return at its last evaluation.
+
+    Args:
+        df: metrics of :func:`load_runs`.
+
+    Returns:
+        Columns ``method, seed, task, step, return``: one row per (run, task), ``step`` the run's
+        last evaluation step (env steps per task); sorted by method, seed, then task in suite order
+        (the order tasks first appear in the metrics).
+    """
+    rows = _eval_rows(df)
+    last = rows.groupby("run")["step"].transform("max")
+    final = rows[rows["step"] == last].rename(columns={"value": "return"})
+    final = final[["method", "seed", "task", "step", "return"]]
+    task_rank = {t: i for i, t in enumerate(rows["task"].unique())}
+    rank = {m: i for i, m in enumerate(ordered_methods(final["method"]))}
+    order = {"method": rank, "task": task_rank}
+    return final.sort_values(["method", "seed", "task"], kind="stable",
+                             key=lambda col: col.map(order[col.name]) if col.name in order else col
+                             ).reset_index(drop=True)
+
+
+def per_task_table(final: pd.DataFrame) -> pd.DataFrame:
+    """Final return per task and method, over seeds: a wide table for reading.
+
+    Args:
+        final: output of :func:`final_returns`.
+
+    Returns:
+        One row per task (suite order): column ``task``; for each method (in
+        :func:`ordered_methods` order) ``<method>_mean`` and ``<method>_std``, the mean and sample
+        standard deviation (ddof 1; NaN with one seed) of the final return over seeds; and
+        ``num_seeds``, the fewest seeds any method has on that task.
+    """
+    tasks = list(final["task"].unique())
+    methods = ordered_methods(final["method"])
+    grouped = final.groupby(["task", "method"])["return"]
+    stats = grouped.agg(["mean", "std", "count"])
+    table = pd.DataFrame({"task": tasks})
+    for method in methods:
+        for stat in ("mean", "std"):
+            table[f"{method}_{stat}"] = [stats[stat].get((task, method), float("nan")) for task in tasks]
+    table["num_seeds"] = [int(min(stats["count"].get((task, m), 0) for m in methods)) for task in tasks]
+    return table

@@ -1,0 +1,118 @@
+"""Figures of aggregated results, each written as PNG and PDF.
+
+Figures are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no
+display, no global figure state) and saved atomically: to a temporary file in the target directory,
+then ``os.replace``. Methods keep the colours of :data:`varshare.analysis.style.METHOD_COLORS` in
+every figure.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
+
+from varshare.analysis.style import method_color, ordered_methods
+from varshare.io import atomic_output
+
+PNG_DPI = 200
+STEP_LABEL = "environment steps per task"
+RETURN_LABEL = "evaluation return (mean over tasks)"
+
+
+def save_figure(figure: Figure, path: str | Path, dpi: int = PNG_DPI) -> None:
+    """Write ``figure`` to ``path`` (format from the suffix, e.g. ``.png``/``.pdf``) atomically.
+
+    Parent directories are created; PDFs carry no creation date, so identical figures give
+    identical files.
+    """
+    fmt = Path(path).suffix.lstrip(".").lower()
+    metadata = {"CreationDate": None} if fmt == "pdf" else None
+    with atomic_output(path) as tmp:
+        figure.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _labels(methods: list[str], counts: pd.Series) -> dict[str, str]:
+    """``method`` → ``"method (n=seeds)"`` legend label."""
+    return {m: f"{m} (n={int(counts[m])})" for m in methods}
+
+
+def plot_learning_curves(curves: pd.DataFrame, title: str, out_png: str | Path, out_pdf: str | Path) -> None:
+    """Task-averaged evaluation return against env steps per task, one line per method.
+
+    Args:
+        curves: output of :func:`varshare.analysis.aggregate.eval_curves` (columns method, seed,
+            step, return).
+        title: figure title.
+        out_png, out_pdf: output files (PNG at :data:`PNG_DPI` dpi).
+
+    Each line is the mean over seeds at each evaluation step; the shaded band is ± one sample
+    standard deviation over seeds (absent for a method with one seed). Legend labels give the
+    number of seeds ``n``.
+    """
+    methods = ordered_methods(curves["method"])
+    labels = _labels(methods, curves.groupby("method")["seed"].nunique())
+    data = curves.assign(label=curves["method"].map(labels))
+    figure = _new_figure(6.4, 4.2)
+    ax = figure.add_subplot()
+    sns.lineplot(data=data, x="step", y="return", hue="label", hue_order=[labels[m] for m in methods],
+                 palette={labels[m]: method_color(m) for m in methods}, estimator="mean",
+                 errorbar="sd", err_kws={"alpha": 0.2, "linewidth": 0}, linewidth=1.8, ax=ax)
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_xlabel(STEP_LABEL)
+    ax.set_ylabel(RETURN_LABEL)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(title="method (mean ± std over seeds)", fontsize="small", title_fontsize="small")
+    save_figure(figure, out_png)
+    save_figure(figure, out_pdf)
+
+
+def plot_iqm(iqm_df: pd.DataFrame, title: str, out_png: str | Path, out_pdf: str | Path) -> None:
+    """Horizontal interval plot: each method's IQM of final return with its 95% CI.
+
+    Args:
+        iqm_df: output of :func:`varshare.analysis.stats.iqm_with_ci` (columns method, iqm,
+            ci_low, ci_high, num_runs).
+        title: figure title.
+        out_png, out_pdf: output files.
+
+    A bar spans ``[ci_low, ci_high]`` and a black tick marks the IQM; a method without an interval
+    (NaN, e.g. one seed) is drawn as a diamond at its IQM.
+    """
+    methods = ordered_methods(iqm_df["method"])
+    by_method = iqm_df.set_index("method")
+    labels = _labels(methods, by_method["num_runs"])
+    figure = _new_figure(6.4, 0.9 + 0.45 * len(methods))
+    ax = figure.add_subplot()
+    for y, method in enumerate(methods):
+        row = by_method.loc[method]
+        color = method_color(method)
+        if math.isnan(row["ci_low"]) or math.isnan(row["ci_high"]):
+            ax.plot([row["iqm"]], [y], marker="D", color=color, markersize=7)
+        else:
+            ax.barh(y, row["ci_high"] - row["ci_low"], left=row["ci_low"], height=0.6, color=color, alpha=0.75)
+            ax.vlines(row["iqm"], y - 0.3, y + 0.3, color="black", linewidth=2)
+    ax.use_sticky_edges = False  # bars start at ci_low: keep a margin around them
+    ax.margins(x=0.05)
+    ax.set_yticks(range(len(methods)), [labels[m] for m in methods])
+    ax.set_ylim(len(methods) - 0.5, -0.5)  # first method on top
+    label = "IQM of final evaluation return (95% stratified bootstrap CI)"
+    if by_method[["ci_low", "ci_high"]].isna().to_numpy().any():
+        label += "\n◆: IQM without CI (one seed: no runs to resample)"
+    ax.set_xlabel(label)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    save_figure(figure, out_png)
+    save_figure(figure, out_pdf)

@@ -1,0 +1,94 @@
+"""The results directory of one suite: the aggregate tables, written atomically, and read back.
+
+``varshare aggregate`` writes, into ``DIR``:
+
+* ``eval_curves.csv`` — :func:`~varshare.analysis.aggregate.eval_curves` (method, seed, step, return);
+* ``final_returns.csv`` — :func:`~varshare.analysis.aggregate.final_returns` (method, seed, task, step, return);
+* ``per_task_final.csv`` — :func:`~varshare.analysis.aggregate.per_task_table`;
+* ``iqm.csv`` — :func:`~varshare.analysis.stats.iqm_with_ci`;
+* ``aggregate.json`` — what went in (runs, methods, seeds, tasks), the bootstrap settings and the
+  package versions, written last.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from varshare.analysis.aggregate import RunDirectoryError, eval_curves, final_returns, load_runs, per_task_table
+from varshare.analysis.stats import CONFIDENCE, INTERVAL_METHOD, iqm_with_ci
+from varshare.analysis.style import ordered_methods
+from varshare.io import atomic_write_text
+from varshare.run_io import git_commit
+
+TABLES = ("eval_curves", "final_returns", "per_task_final", "iqm")
+
+
+def _version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def write_aggregate(run_dirs: Iterable[str | Path], suite: str, out: str | Path,
+                    bootstrap_seed: int = 0, reps: int = 2000, task_bootstrap: bool = False) -> dict:
+    """Aggregate finished runs of ``suite`` into the results directory ``out``.
+
+    Raises:
+        RunDirectoryError: for a missing/unfinished run, or a run of another suite.
+
+    Returns:
+        The summary written to ``aggregate.json``.
+    """
+    run_dirs = [str(d) for d in run_dirs]
+    df = load_runs(run_dirs)
+    for run in df["run"].unique():
+        if run.split("/")[0] != suite:
+            raise RunDirectoryError(f"run {run!r} is not a {suite} run")
+    curves = eval_curves(df)
+    final = final_returns(df)
+    tables = {
+        "eval_curves": curves,
+        "final_returns": final,
+        "per_task_final": per_task_table(final),
+        "iqm": iqm_with_ci(final, seed=bootstrap_seed, reps=reps, task_bootstrap=task_bootstrap),
+    }
+    out = Path(out)
+    for name, table in tables.items():
+        atomic_write_text(out / f"{name}.csv", table.to_csv(index=False, lineterminator="\n"))
+    methods = ordered_methods(df["method"])
+    summary = {
+        "suite": suite,
+        "num_runs": int(df["run"].nunique()),
+        "runs": list(df["run"].unique()),
+        "run_dirs": run_dirs,
+        "methods": methods,
+        "seeds": {m: sorted(int(s) for s in final.loc[final["method"] == m, "seed"].unique()) for m in methods},
+        "tasks": list(final["task"].unique()),
+        "final_steps_per_task": sorted(int(s) for s in final["step"].unique()),
+        "bootstrap": {"seed": bootstrap_seed, "reps": reps, "confidence": CONFIDENCE,
+                      "interval": INTERVAL_METHOD, "task_bootstrap": task_bootstrap,
+                      "resamples": "runs within each task" + (" and tasks" if task_bootstrap else ""),
+                      "rng": "numpy global RNG seeded per method, restored after"},
+        "files": [f"{name}.csv" for name in TABLES],
+        "versions": {name: _version(name) for name in ("varshare", "rliable", "arch", "numpy", "pandas", "scipy")},
+        "git_commit": git_commit(Path(__file__).resolve().parent),
+    }
+    atomic_write_text(out / "aggregate.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def read_table(results: str | Path, name: str) -> pd.DataFrame:
+    """One table of a results directory (``name`` in :data:`TABLES`); task names stay strings."""
+    path = Path(results) / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run `varshare aggregate` first")
+    columns = pd.read_csv(path, nrows=0).columns
+    names = [c for c in ("method", "task") if c in columns]
+    return pd.read_csv(path, dtype={c: str for c in names}, keep_default_na=False,
+                       na_values={c: ["", "nan", "NaN"] for c in columns if c not in names})

@@ -1,0 +1,89 @@
+"""Final performance per method: interquartile mean (IQM) with a 95% stratified-bootstrap CI.
+
+Definitions are rliable's (Agarwal et al., 2021, "Deep RL at the Edge of the Statistical
+Precipice"): a method's scores form a matrix ``[num_runs, num_tasks]`` (runs = seeds); the IQM is
+the mean of the middle 50% of all its entries (``scipy.stats.trim_mean(scores, 0.25)``: with
+``n`` scores, ``floor(n / 4)`` are dropped from each end); the stratified bootstrap resamples runs
+with replacement independently within each task, and the interval is the percentile interval of
+the bootstrap IQMs.
+
+rliable draws its resampling indices from numpy's *global* RNG, so :func:`iqm_with_ci` seeds it
+and restores the caller's state afterwards.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from rliable import library, metrics
+
+from varshare.analysis.style import ordered_methods
+
+CONFIDENCE = 0.95
+INTERVAL_METHOD = "percentile"
+
+
+def score_matrix(final: pd.DataFrame, method: str) -> np.ndarray:
+    """Final returns of ``method`` as a ``[num_seeds, num_tasks]`` float array.
+
+    Seeds ascending, tasks in the order they first appear in ``final``.
+
+    Raises:
+        ValueError: when some (seed, task) of the method has no return, or a duplicate one.
+    """
+    rows = final[final["method"] == method]
+    if rows.duplicated(["seed", "task"]).any():
+        raise ValueError(f"{method}: several final returns for one (seed, task)")
+    tasks = list(final["task"].unique())
+    matrix = rows.pivot(index="seed", columns="task", values="return").reindex(columns=tasks).sort_index()
+    if matrix.isna().to_numpy().any():
+        missing = [(seed, task) for seed, task in zip(*np.nonzero(matrix.isna().to_numpy()))]
+        names = [(int(matrix.index[s]), tasks[t]) for s, t in missing]
+        raise ValueError(f"{method}: no final return for (seed, task) {names[:5]}"
+                         f"{' ...' if len(names) > 5 else ''} (runs of one suite must cover the same tasks)")
+    return matrix.to_numpy(dtype=float)
+
+
+def iqm_with_ci(final: pd.DataFrame, seed: int, reps: int = 2000, task_bootstrap: bool = False) -> pd.DataFrame:
+    """IQM of each method's final per-task returns with a 95% stratified-bootstrap CI.
+
+    Args:
+        final: output of :func:`varshare.analysis.aggregate.final_returns` (columns method, seed,
+            task, return).
+        seed: seeds numpy's global RNG before each method's bootstrap, so a method's interval
+            depends only on ``seed``, ``reps`` and its own scores (not on which other methods are
+            present); the caller's global RNG state is restored afterwards.
+        reps: bootstrap replications.
+        task_bootstrap: also resample tasks (rliable's ``task_bootstrap``), i.e. include the
+            uncertainty of having picked these tasks; the default resamples runs only.
+
+    Returns:
+        One row per method (:func:`ordered_methods` order), columns ``method, iqm, ci_low, ci_high,
+        num_runs, num_tasks``; returns in the evaluation return's units. With a single run and
+        ``task_bootstrap=False`` there is nothing to resample — rliable's interval collapses to the
+        point ``[iqm, iqm]``, which would claim certainty — so ``ci_low`` and ``ci_high`` are NaN.
+    """
+
+    def iqm(scores: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(scores)])
+
+    rows = []
+    state = np.random.get_state()
+    try:
+        for method in ordered_methods(final["method"]):
+            scores = score_matrix(final, method)
+            num_runs, num_tasks = scores.shape
+            point = float(iqm(scores)[0])
+            low = high = float("nan")
+            if num_runs > 1 or task_bootstrap:
+                np.random.seed(seed)
+                points, intervals = library.get_interval_estimates(
+                    {method: scores}, iqm, method=INTERVAL_METHOD, task_bootstrap=task_bootstrap,
+                    reps=reps, confidence_interval_size=CONFIDENCE)
+                point = float(points[method][0])
+                low, high = (float(v) for v in np.asarray(intervals[method]).reshape(2))
+            rows.append({"method": method, "iqm": point, "ci_low": low, "ci_high": high,
+                         "num_runs": num_runs, "num_tasks": num_tasks})
+    finally:
+        np.random.set_state(state)
+    return pd.DataFrame(rows, columns=["method", "iqm", "ci_low", "ci_high", "num_runs", "num_tasks"])

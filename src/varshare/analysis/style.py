@@ -1,0 +1,37 @@
+"""How methods are ordered and coloured, the same in every table and figure."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+
+from varshare.config import METHODS
+
+#: Fixed colour of each method (colour-blind-friendly "tab10"-like hues); never depends on which
+#: methods a figure happens to show.
+METHOD_COLORS: dict[str, str] = {
+    "independent": "#7f7f7f",   # grey: the no-sharing reference
+    "hard_sharing": "#1f77b4",  # blue
+    "contextual": "#2ca02c",    # green
+    "l2_soft": "#9467bd",       # purple
+    "pcgrad": "#ff7f0e",        # orange
+    "cagrad": "#8c564b",        # brown
+    "varshare": "#d62728",      # red: the proposed method
+}
+
+#: Colours for methods outside :data:`METHOD_COLORS`, picked by a stable hash of the name.
+FALLBACK_COLORS: tuple[str, ...] = ("#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939",
+                                    "#8c6d31", "#843c39", "#7b4173")
+
+
+def method_color(name: str) -> str:
+    """Hex colour of ``name``: fixed for the known methods, a stable hash-picked one otherwise."""
+    if name in METHOD_COLORS:
+        return METHOD_COLORS[name]
+    return FALLBACK_COLORS[zlib.crc32(name.encode()) % len(FALLBACK_COLORS)]
+
+
+def ordered_methods(names: Iterable[str]) -> list[str]:
+    """Distinct ``names`` in :data:`varshare.config.METHODS` order, unknown names after, sorted."""
+    distinct = set(names)
+    return [m for m in METHODS if m in distinct] + sorted(distinct - set(METHODS))

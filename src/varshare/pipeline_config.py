@@ -1,0 +1,85 @@
+"""The pipeline preset: which suites, methods and seeds the Snakemake DAG builds, and with what.
+
+A preset (``configs/smoke.yaml``, ``configs/default.yaml``, ``configs/paper.yaml``) names, per suite,
+an experiment config and the overrides this preset applies to it. The Snakefile validates the whole
+preset — including every suite's resolved experiment config — when it loads, so a bad value fails
+with one message naming its key before any job starts. Snakemake's ``--config key=value``
+overrides are validated the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from annotated_types import Ge
+from pydantic import AfterValidator, Field, ValidationError
+
+from varshare.config import (
+    ConfigError,
+    ExperimentConfig,
+    MethodName,
+    Section,
+    SuiteName,
+    _describe_error,
+    _unique,
+    load_config,
+)
+
+
+class SuitePlan(Section):
+    """How one suite is trained in this preset."""
+
+    experiment: str = Field(description="Experiment config YAML (path relative to the repository root).")
+    set: dict[str, Any] = Field(default_factory=dict, description="Overrides (dotted keys allowed).")
+
+
+class TrainResources(Section):
+    """Resources a training job asks for (Snakemake resources; the SLURM profile maps them)."""
+
+    threads: int = Field(1, ge=1, description="CPU threads (torch intra-op threads = this).")
+    mem_mb: int = Field(2000, ge=100, description="Memory [MB].")
+    runtime: int = Field(60, ge=1, description="Wall-time limit [minutes].")
+    gpu: int = Field(0, ge=0, description="GPUs per training job (0: CPU).")
+
+
+class PipelineConfig(Section):
+    """A pipeline preset."""
+
+    preset: str = Field(description="Name of the preset (recorded with the results).")
+    suites: Annotated[list[SuiteName], AfterValidator(_unique)] = Field(min_length=1)
+    methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(min_length=1)
+    seeds: Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)] = Field(min_length=1)
+    experiments: dict[SuiteName, SuitePlan] = Field(description="Per suite: experiment config and overrides.")
+    train_resources: TrainResources = Field(default_factory=TrainResources)
+    bootstrap_seed: int = Field(0, ge=0, description="Seed of the IQM confidence-interval bootstrap.")
+
+
+def load_pipeline_config(data: dict[str, Any], root: str | Path = ".") -> tuple[PipelineConfig, dict[str, ExperimentConfig]]:
+    """Validate a preset (as Snakemake's ``config`` dict) and each suite's experiment config.
+
+    Returns the preset and, per suite, the resolved experiment config. Raises :class:`ConfigError`
+    listing every problem with its dotted key.
+    """
+    try:
+        preset = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_describe_error(e) for e in exc.errors()], "pipeline preset") from None
+    problems, experiments = [], {}
+    for suite in preset.suites:
+        plan = preset.experiments.get(suite)
+        if plan is None:
+            problems.append(f"experiments.{suite}: missing; every suite in 'suites' needs an experiment entry")
+            continue
+        path = Path(root) / plan.experiment
+        if not path.is_file():
+            problems.append(f"experiments.{suite}.experiment: no such file {plan.experiment!r}")
+            continue
+        overrides = {**plan.set, "suite": suite, "methods": preset.methods, "seeds": preset.seeds}
+        try:
+            experiments[suite] = load_config(path, overrides)
+        except ConfigError as error:
+            problems.extend(f"experiments.{suite} ({plan.experiment}): {p}" for p in error.problems)
+    if problems:
+        raise ConfigError(problems, "pipeline preset")
+    return preset, experiments

@@ -1,0 +1,229 @@
+"""`varshare.analysis`: tables, IQM + bootstrap CI and figures on synthetic run directories whose
+answers are known by hand; `varshare aggregate` / `varshare figure` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from varshare.analysis.aggregate import RunDirectoryError, eval_curves, final_returns, load_runs, per_task_table
+from varshare.analysis.figures import plot_iqm, plot_learning_curves
+from varshare.analysis.stats import iqm_with_ci
+from varshare.analysis.style import METHOD_COLORS, method_color, ordered_methods
+from varshare.cli import main
+from varshare.config import METHODS
+from varshare.run_io import MetricsTable
+
+SUITE = "cartpole10"
+TASKS = ["default", "moon", "mars"]
+
+
+def make_run(root: Path, method: str, seed: int, evals: dict[int, list[float]], tasks: list[str] = TASKS,
+             finished: bool = True, suite: str = SUITE) -> Path:
+    """A run directory as `varshare train` writes it: ``evals`` maps step → per-task eval returns."""
+    out = root / method / f"seed{seed}"
+    out.mkdir(parents=True)
+    table = MetricsTable(f"{suite}/{method}/seed{seed}", method, seed)
+    for step, returns in evals.items():
+        for task, value in zip(tasks, returns, strict=True):
+            table.add_many(task, step, {"eval_return": value, "eval_length": 7.0, "eval_success": 0.0})
+        table.add("all", step, "eval_return_mean", float(np.mean(returns)))
+        # Training rows at the same step must not leak into evaluation results.
+        table.add("all", step, "policy_loss", -1.0)
+        for task in tasks:
+            table.add(task, step, "train_return", 1e6)
+    table.save(out / "metrics.csv")
+    if finished:
+        (out / "done.json").write_text(json.dumps({"run": table.run}) + "\n")
+    return out
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> list[Path]:
+    """hard_sharing seeds 0, 1 and varshare seed 0 on 3 tasks; varshare's last eval is at 150."""
+    return [
+        make_run(tmp_path, "hard_sharing", 0, {0: [1, 2, 3], 100: [10, 20, 30], 200: [40, 50, 60]}),
+        make_run(tmp_path, "hard_sharing", 1, {0: [3, 2, 1], 100: [30, 20, 40], 200: [20, 70, 90]}),
+        make_run(tmp_path, "varshare", 0, {0: [0, 0, 3], 150: [9, 9, 9]}),
+    ]
+
+
+def test_eval_curves_average_tasks_per_run_and_step(runs):
+    curves = eval_curves(load_runs(runs))
+    assert list(curves.columns) == ["method", "seed", "step", "return"]
+    got = {(r.method, r.seed, r.step): r._4 for r in curves.itertuples()}
+    assert got == {
+        ("hard_sharing", 0, 0): 2.0, ("hard_sharing", 0, 100): 20.0, ("hard_sharing", 0, 200): 50.0,
+        ("hard_sharing", 1, 0): 2.0, ("hard_sharing", 1, 100): 30.0, ("hard_sharing", 1, 200): 60.0,
+        ("varshare", 0, 0): 1.0, ("varshare", 0, 150): 9.0,
+    }
+    assert list(curves["method"]) == ["hard_sharing"] * 6 + ["varshare"] * 2  # METHODS order
+
+
+def test_final_returns_take_each_runs_last_evaluation(runs):
+    final = final_returns(load_runs(runs))
+    assert list(final.columns) == ["method", "seed", "task", "step", "return"]
+    assert list(final["task"][:3]) == TASKS  # suite order, not alphabetical
+    got = {(r.method, r.seed, r.task): (r.step, r._5) for r in final.itertuples()}
+    assert got == {
+        ("hard_sharing", 0, "default"): (200, 40.0), ("hard_sharing", 0, "moon"): (200, 50.0),
+        ("hard_sharing", 0, "mars"): (200, 60.0),
+        ("hard_sharing", 1, "default"): (200, 20.0), ("hard_sharing", 1, "moon"): (200, 70.0),
+        ("hard_sharing", 1, "mars"): (200, 90.0),
+        ("varshare", 0, "default"): (150, 9.0), ("varshare", 0, "moon"): (150, 9.0),
+        ("varshare", 0, "mars"): (150, 9.0),
+    }
+
+
+def test_per_task_table_mean_and_std_over_seeds(runs):
+    table = per_task_table(final_returns(load_runs(runs))).set_index("task")
+    assert list(table.index) == TASKS
+    assert list(table.columns) == ["hard_sharing_mean", "hard_sharing_std", "varshare_mean", "varshare_std",
+                                   "num_seeds"]
+    assert table.loc["default", "hard_sharing_mean"] == 30.0
+    assert table.loc["default", "hard_sharing_std"] == pytest.approx(math.sqrt(200))  # ddof 1: (40-20)²/2
+    assert table.loc["mars", "hard_sharing_mean"] == 75.0
+    assert table.loc["moon", "varshare_mean"] == 9.0
+    assert math.isnan(table.loc["moon", "varshare_std"])  # one seed
+    assert list(table["num_seeds"]) == [1, 1, 1]
+
+
+def test_unfinished_or_missing_run_is_a_clear_error(tmp_path, runs):
+    unfinished = make_run(tmp_path, "pcgrad", 0, {0: [1, 2, 3]}, finished=False)
+    with pytest.raises(RunDirectoryError, match=rf"{unfinished}.*unfinished \(no done.json\)"):
+        load_runs([*runs, unfinished])
+    with pytest.raises(RunDirectoryError, match="does not exist"):
+        load_runs([tmp_path / "nope"])
+    with pytest.raises(RunDirectoryError, match="already loaded"):
+        load_runs([runs[0], runs[0]])
+
+
+def test_task_names_stay_strings(tmp_path):
+    run = make_run(tmp_path, "independent", 0, {0: [1, 2], 5: [3, 5]}, tasks=["NA", "1e3"])
+    final = final_returns(load_runs([run]))
+    assert list(final["task"]) == ["NA", "1e3"]
+    assert list(final["return"]) == [3.0, 5.0]
+
+
+def test_iqm_drops_bottom_and_top_quarter_one_seed(tmp_path):
+    scores = [100.0, 0.0, 3.0, 4.0, 5.0, 6.0, -50.0, 7.0]  # sorted: -50 0 | 3 4 5 6 | 7 100
+    tasks = [f"t{i}" for i in range(8)]
+    final = final_returns(load_runs([make_run(tmp_path, "varshare", 0, {10: scores}, tasks=tasks)]))
+    row = iqm_with_ci(final, seed=0, reps=200).iloc[0]
+    assert row["method"] == "varshare" and row["iqm"] == pytest.approx(4.5)
+    assert (row["num_runs"], row["num_tasks"]) == (1, 8)
+    assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])  # nothing to resample over runs
+    tasks_ci = iqm_with_ci(final, seed=0, reps=200, task_bootstrap=True).iloc[0]
+    assert tasks_ci["iqm"] == pytest.approx(4.5) and tasks_ci["ci_low"] < tasks_ci["ci_high"]
+
+
+def synthetic_final(methods: dict[str, np.ndarray]) -> pd.DataFrame:
+    """``final_returns``-shaped table from ``{method: [num_seeds, num_tasks] scores}``."""
+    rows = [{"method": m, "seed": s, "task": f"t{t}", "step": 1, "return": float(v)}
+            for m, matrix in methods.items() for (s, t), v in np.ndenumerate(matrix)]
+    return pd.DataFrame(rows)
+
+
+def test_iqm_ci_contains_point_reproducible_and_leaves_global_rng_alone():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(50, 20, size=(4, 8)), rng.normal(80, 5, size=(5, 8))
+    final = synthetic_final({"varshare": a, "independent": b})
+    np.random.seed(123)
+    before = np.random.get_state()
+    first = iqm_with_ci(final, seed=7, reps=500)
+    after = np.random.get_state()
+    assert before[0] == after[0] and np.array_equal(before[1], after[1]) and before[2:] == after[2:]
+    pd.testing.assert_frame_equal(first, iqm_with_ci(final, seed=7, reps=500))
+    assert list(first["method"]) == ["independent", "varshare"]  # METHODS order
+    for row in first.itertuples():
+        assert row.ci_low < row.iqm < row.ci_high
+    middle = np.sort(a.ravel())[8:24]  # 32 scores: drop 8 at each end
+    assert first.set_index("method").loc["varshare", "iqm"] == pytest.approx(middle.mean())
+    # A method's interval does not depend on which other methods are aggregated with it.
+    alone = iqm_with_ci(synthetic_final({"varshare": a}), seed=7, reps=500)
+    pd.testing.assert_frame_equal(alone, first[first["method"] == "varshare"].reset_index(drop=True))
+    assert not iqm_with_ci(final, seed=8, reps=500).equals(first)
+
+
+def test_iqm_refuses_incomplete_score_matrix():
+    final = synthetic_final({"varshare": np.ones((2, 3))})
+    with pytest.raises(ValueError, match=r"varshare: no final return for \(seed, task\) \[\(1, 't2'\)\]"):
+        iqm_with_ci(final[:-1], seed=0, reps=10)
+
+
+def test_method_colors_fixed_distinct_and_ordered():
+    assert set(METHOD_COLORS) == set(METHODS)
+    assert len(set(METHOD_COLORS.values())) == len(METHODS)
+    assert method_color("new_method") == method_color("new_method")
+    assert method_color("new_method") not in METHOD_COLORS.values()
+    assert ordered_methods(["zz", "varshare", "independent", "aa", "varshare"]) == ["independent", "varshare",
+                                                                                  "aa", "zz"]
+
+
+def assert_png(path: Path, min_width: int = 600, min_height: int = 300) -> None:
+    from PIL import Image
+
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as image:
+        assert image.width >= min_width and image.height >= min_height
+
+
+def assert_pdf(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:5] == b"%PDF-" and len(data) > 1000
+
+
+def test_figures_written_as_png_and_pdf(tmp_path, runs):
+    df = load_runs(runs)
+    out = tmp_path / "fig"
+    plot_learning_curves(eval_curves(df), "synthetic", out / "curves.png", out / "curves.pdf")
+    iqm = iqm_with_ci(final_returns(df), seed=0, reps=100)
+    plot_iqm(iqm, "synthetic", out / "iqm.png", out / "iqm.pdf")
+    assert_png(out / "curves.png")
+    assert_png(out / "iqm.png", min_height=150)
+    assert_pdf(out / "curves.pdf")
+    assert_pdf(out / "iqm.pdf")
+    assert sorted(p.name for p in out.iterdir()) == ["curves.pdf", "curves.png", "iqm.pdf", "iqm.png"]
+    first = (out / "curves.pdf").read_bytes()
+    plot_learning_curves(eval_curves(df), "synthetic", out / "curves.png", out / "curves.pdf")
+    assert (out / "curves.pdf").read_bytes() == first  # no timestamp: same figure, same file
+
+
+def test_cli_aggregate_and_figure_end_to_end(tmp_path, runs, capsys):
+    results = tmp_path / "results"
+    assert main(["aggregate", "--suite", SUITE, "--out", str(results), "--reps", "200", *map(str, runs)]) == 0
+    assert sorted(p.name for p in results.iterdir()) == ["aggregate.json", "eval_curves.csv", "final_returns.csv",
+                                                         "iqm.csv", "per_task_final.csv"]
+    summary = json.loads((results / "aggregate.json").read_text())
+    assert summary["num_runs"] == 3 and summary["methods"] == ["hard_sharing", "varshare"]
+    assert summary["seeds"] == {"hard_sharing": [0, 1], "varshare": [0]}
+    assert summary["tasks"] == TASKS and summary["final_steps_per_task"] == [150, 200]
+    assert summary["bootstrap"]["seed"] == 0 and summary["versions"]["rliable"] != "not installed"
+    df = load_runs(runs)
+    pd.testing.assert_frame_equal(pd.read_csv(results / "eval_curves.csv"), eval_curves(df), check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_csv(results / "iqm.csv"),
+                                  iqm_with_ci(final_returns(df), seed=0, reps=200), check_dtype=False)
+    first = {p.name: p.read_bytes() for p in results.iterdir() if p.suffix == ".csv"}
+    assert main(["aggregate", "--suite", SUITE, "--out", str(results), "--reps", "200", *map(str, runs)]) == 0
+    assert {p.name: p.read_bytes() for p in results.iterdir() if p.suffix == ".csv"} == first
+
+    figs = tmp_path / "figs"
+    assert main(["figure", "--results", str(results), "--title", "synthetic",
+                 "--curves-png", str(figs / "c.png"), "--curves-pdf", str(figs / "c.pdf"),
+                 "--iqm-png", str(figs / "i.png"), "--iqm-pdf", str(figs / "i.pdf")]) == 0
+    assert_png(figs / "c.png")
+    assert_pdf(figs / "i.pdf")
+
+    unfinished = make_run(tmp_path, "pcgrad", 0, {0: [1, 2, 3]}, finished=False)
+    capsys.readouterr()
+    assert main(["aggregate", "--suite", SUITE, "--out", str(tmp_path / "r2"), *map(str, runs), str(unfinished)]) == 2
+    assert "unfinished" in capsys.readouterr().err
+    other = make_run(tmp_path / "other", "pcgrad", 0, {0: [1, 2, 3]}, suite="lunarlander")
+    assert main(["aggregate", "--suite", SUITE, "--out", str(tmp_path / "r3"), str(other)]) == 2
+    assert "is not a cartpole10 run" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()

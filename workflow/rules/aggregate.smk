@@ -1,0 +1,24 @@
+def finished_runs(wildcards):
+    return [f"{run_dir(wildcards.suite, algo, method, seed)}/done.json"
+            for algo in ALGOS for method in METHODS for seed in SEEDS]
+
+
+rule aggregate:
+    """Tidy results of a suite: evaluation curves, final returns per task, IQM with bootstrap CIs."""
+    input:
+        runs=finished_runs,
+        code=ANALYSIS_SOURCES,
+    output:
+        curves="data/results/{suite}/eval_curves.csv",
+        final="data/results/{suite}/final_returns.csv",
+        per_task="data/results/{suite}/per_task_final.csv",
+        iqm="data/results/{suite}/iqm.csv",
+        meta="data/results/{suite}/aggregate.json",
+    params:
+        run_dirs=lambda w, input: " ".join(str(Path(p).parent) for p in input.runs),
+        bootstrap_seed=PRESET.bootstrap_seed,
+    log:
+        "logs/aggregate/{suite}.log",
+    shell:
+        "varshare aggregate --suite {wildcards.suite} --out data/results/{wildcards.suite}"
+        " --bootstrap-seed {params.bootstrap_seed} {params.run_dirs} > {log} 2>&1"
