@@ -47,8 +47,11 @@ class NonFiniteLossError(FloatingPointError):
 class Rollout:
     """One rollout of ``T`` steps of ``N`` copies of ``M`` tasks; arrays ``[M, T, N, ...]``.
 
-    ``example_noise`` holds each transition's per-example weight noise, ``rollout_noise`` the
-    noise shared by the whole rollout.
+    ``logprobs`` and ``values`` are the behaviour policy's; ``rewards`` already include the
+    ``γ·V(final_obs)`` bootstrap of truncated episodes; ``episode_ended`` is 1 where an episode
+    ended with that transition. ``example_noise`` holds each transition's per-example weight noise
+    (``[M, T, N, k]`` per key), ``rollout_noise`` the noise shared by the whole rollout, and
+    ``next_value`` ``[M, N]`` the value of the observation after the last step.
     """
 
     obs: Tensor
@@ -59,7 +62,6 @@ class Rollout:
     episode_ended: Tensor
     example_noise: Noise
     rollout_noise: Noise
-    next_obs: Tensor
     next_value: Tensor
 
 
@@ -193,8 +195,7 @@ class PPO:
             next_value = model(self.next_obs, {**cached, **model.example_noise(N, self.generator)}).value
 
         self.steps_per_task += T * N
-        return Rollout(obs, actions, logprobs, values, rewards, ended, example_noise, rollout_noise,
-                       self.next_obs, next_value)
+        return Rollout(obs, actions, logprobs, values, rewards, ended, example_noise, rollout_noise, next_value)
 
     def _record_episodes(self, step) -> None:
         done = step.done
