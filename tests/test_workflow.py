@@ -86,3 +86,7 @@ def test_figures_all_builds_from_clean_and_rebuilds_a_deleted_figure(workdir):
     assert "train" not in job_counts(result.stdout + result.stderr)  # only the figure and manifest
     again = snakemake(workdir, "figures/all", *SMALL)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    report = snakemake(workdir, "figures/all", *SMALL, "--report", "report.html")
+    assert report.returncode == 0, report.stderr
+    assert (workdir / "report.html").stat().st_size > 100_000  # the figures are embedded
