@@ -27,15 +27,6 @@ OBS_DIM, N_ACTIONS, M = 4, 2, 3
 Z = 5.0  # tolerance in standard errors for Monte Carlo comparisons
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: intra-op threads only add contention (10-100x slower on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

@@ -108,7 +108,6 @@ def test_rollout_bootstraps_truncation_but_not_termination(terminate):
     ("varshare", {"varshare": {"beta": 0.01}}),
 ])
 def test_ppo_learns_a_tiny_deterministic_multitask_problem(method, overrides):
-    torch.set_num_threads(1)
     env = ContextBandit(num_tasks=4, envs_per_task=4, horizon=4)
     config = tiny_config(method, **overrides)
     agent = PPO(config, make_method(method, config, 4, 0), env, seed=0)

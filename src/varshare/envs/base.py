@@ -24,8 +24,8 @@ from varshare.envs.specs import TaskSpec
 
 
 @dataclass(frozen=True)
-class VecStep:
-    """What one call to :meth:`MultiTaskVecEnv.step` returns. Shapes use ``M`` tasks × ``N`` copies.
+class RawStep:
+    """One step of all copies as a family produces it. Shapes use ``M`` tasks × ``N`` copies.
 
     Attributes:
         obs: ``[M, N, obs_dim]`` float32 — observation to act on next (already reset where done).
@@ -36,10 +36,6 @@ class VecStep:
         final_obs: ``[M, N, obs_dim]`` float32 — last observation of the finished episode where
             ``done``; equal to ``obs`` elsewhere.
         success: ``[M, N]`` bool — the family's per-step success flag (see each family).
-        episode_return: ``[M, N]`` float64 — undiscounted return of the finished episode;
-            meaningful only where ``done``.
-        episode_length: ``[M, N]`` int64 — length in steps of the finished episode, where ``done``.
-        episode_success: ``[M, N]`` bool — whether the finished episode succeeded, where ``done``.
     """
 
     obs: np.ndarray
@@ -48,9 +44,6 @@ class VecStep:
     truncated: np.ndarray
     final_obs: np.ndarray
     success: np.ndarray
-    episode_return: np.ndarray
-    episode_length: np.ndarray
-    episode_success: np.ndarray
 
     @property
     def done(self) -> np.ndarray:
@@ -59,15 +52,19 @@ class VecStep:
 
 
 @dataclass(frozen=True)
-class RawStep:
-    """What a family's ``_step_envs`` returns: a :class:`VecStep` without the bookkeeping."""
+class VecStep(RawStep):
+    """What :meth:`MultiTaskVecEnv.step` returns: the :class:`RawStep` plus episode bookkeeping.
 
-    obs: np.ndarray
-    reward: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    final_obs: np.ndarray
-    success: np.ndarray
+    Attributes:
+        episode_return: ``[M, N]`` float64 — undiscounted return of the finished episode;
+            meaningful only where ``done``.
+        episode_length: ``[M, N]`` int64 — length in steps of the finished episode, where ``done``.
+        episode_success: ``[M, N]`` bool — whether the finished episode succeeded, where ``done``.
+    """
+
+    episode_return: np.ndarray
+    episode_length: np.ndarray
+    episode_success: np.ndarray
 
 
 class MultiTaskVecEnv(abc.ABC):
@@ -128,14 +125,9 @@ class MultiTaskVecEnv(abc.ABC):
         self._episode_return += raw.reward
         self._episode_length += 1
         self._episode_success |= raw.success
-        done = raw.terminated | raw.truncated
+        done = raw.done
         step = VecStep(
-            obs=raw.obs,
-            reward=raw.reward,
-            terminated=raw.terminated,
-            truncated=raw.truncated,
-            final_obs=raw.final_obs,
-            success=raw.success,
+            **vars(raw),
             episode_return=self._episode_return.copy(),
             episode_length=self._episode_length.copy(),
             episode_success=self._episode_success.copy(),
