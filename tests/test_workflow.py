@@ -48,11 +48,19 @@ def test_presets_plan_suites_times_methods_times_seeds_training_jobs(workdir, pr
     assert counts["all"] == 1
 
 
+def test_command_line_overrides_are_typed_and_validated(workdir):
+    result = snakemake(workdir, "-n", "figures/all", "--config", "seeds=[0,1]", "methods=[varshare]",
+                       "train_resources={threads: 2, mem_mb: 1000, runtime: 5, gpu: 0}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job_counts(result.stdout)["train"] == 2 * 1 * 2
+    assert "threads: 2" in result.stdout or "--set num_threads=2" in result.stdout
+
+
 @pytest.mark.parametrize("override, message", [
-    ("methods=[varshare,maml]", "methods[1]"),
-    ("seeds=[0,0]", "seeds"),
-    ("suites=[cartpole10,pendulum5]", "suites[1]"),
-    ("train_resources={threads: 0}", "train_resources.threads"),
+    ("methods=[varshare,maml]", "methods[1]: got 'maml'"),
+    ("seeds=[0,0]", "(duplicates: [0])"),
+    ("suites=[cartpole10,pendulum5]", "suites[1]: got 'pendulum5'"),
+    ("train_resources={threads: 0}", "train_resources.threads: got 0; must be an integer >= 1"),
 ])
 def test_bad_preset_value_fails_before_any_job(workdir, override, message):
     result = snakemake(workdir, "figures/all", "--configfile", "configs/smoke.yaml", "--config", override)

@@ -64,13 +64,13 @@ SuiteName = Literal[tuple(SUITES)]  # type: ignore[valid-type]
 class ConfigError(ValueError):
     """An invalid config; ``problems`` holds one line per problem, ``source`` the file (if any)."""
 
-    def __init__(self, problems: list[str], source: str | None = None) -> None:
+    def __init__(self, problems: list[str], source: str | None = None, what: str = "experiment config") -> None:
         self.problems = problems
         self.source = source
         where = f" ({source})" if source else ""
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid experiment config{where}: {count}\n{lines}")
+        super().__init__(f"invalid {what}{where}: {count}\n{lines}")
 
 
 def _unique(values: list) -> list:
@@ -270,7 +270,7 @@ def load_config(
     try:
         return ExperimentConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError([_describe_error(error) for error in exc.errors()], origin) from None
+        raise ConfigError([describe_error(error) for error in exc.errors()], origin) from None
 
 
 def dump_config(cfg: ExperimentConfig, path: str | Path) -> None:
@@ -326,12 +326,14 @@ def _is_section(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def _lookup(loc: tuple) -> tuple[Any, list] | None:
-    """Type and constraints at ``loc`` inside :class:`ExperimentConfig`; ``None`` if not a field."""
-    annotation, metadata = ExperimentConfig, []
+def _lookup(loc: tuple, root: type[BaseModel]) -> tuple[Any, list] | None:
+    """Type and constraints at ``loc`` inside the model ``root``; ``None`` if not a field."""
+    annotation, metadata = root, []
     for part in loc:
         if isinstance(part, int) and get_origin(annotation) is list:
             annotation, metadata = _unwrap(get_args(annotation)[0])
+        elif get_origin(annotation) is dict:
+            annotation, metadata = _unwrap(get_args(annotation)[1])
         elif _is_section(annotation) and part in annotation.model_fields:
             field = annotation.model_fields[part]
             annotation, metadata = _unwrap(field.annotation)
@@ -371,18 +373,20 @@ def _allowed(annotation: Any, metadata: list) -> str:
     return str(annotation)
 
 
-def _describe_error(error: dict[str, Any]) -> str:
-    """One line for one pydantic error: the dotted key, the value, and what is allowed."""
+def describe_error(error: dict[str, Any], root: type[BaseModel] | None = None) -> str:
+    """One line for one pydantic error of model ``root`` (default :class:`ExperimentConfig`): the
+    dotted key, the value, and what is allowed."""
+    root = root or ExperimentConfig
     loc, key = error["loc"], _dotted(error["loc"])
     if error["type"] == "cross_field":
         return error["msg"]
     if error["type"] == "extra_forbidden":
-        section = _lookup(loc[:-1])
+        section = _lookup(loc[:-1], root)
         allowed = list(section[0].model_fields) if section and _is_section(section[0]) else []
         line = f"unknown key {key!r}; allowed keys: {', '.join(allowed)}"
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
         return line + (f"; did you mean {close[0]!r}?" if close else "")
-    found = _lookup(loc)
+    found = _lookup(loc, root)
     allowed = f"must be {_allowed(*found)}" if found else error["msg"]
     if error["type"] == "missing":
         return f"{key}: missing required key; {allowed}"

@@ -21,9 +21,10 @@ from varshare.config import (
     MethodName,
     Section,
     SuiteName,
-    _describe_error,
+    describe_error,
     _unique,
     load_config,
+    parse_yaml,
 )
 
 
@@ -55,6 +56,22 @@ class PipelineConfig(Section):
     bootstrap_seed: int = Field(0, ge=0, description="Seed of the IQM confidence-interval bootstrap.")
 
 
+def typed_strings(value: Any) -> Any:
+    """Give string leaves that spell a number or boolean that type (recursively).
+
+    Snakemake hands the items of nested ``--config`` values over as strings (``seeds=[0,1]``
+    arrives as ``["0", "1"]``); the strict schema would reject them. Other strings stay strings.
+    """
+    if isinstance(value, dict):
+        return {key: typed_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed_strings(item) for item in value]
+    if isinstance(value, str):
+        parsed = parse_yaml(value) if value.strip() else value
+        return parsed if isinstance(parsed, (bool, int, float)) else value
+    return value
+
+
 def load_pipeline_config(data: dict[str, Any], root: str | Path = ".") -> tuple[PipelineConfig, dict[str, ExperimentConfig]]:
     """Validate a preset (as Snakemake's ``config`` dict) and each suite's experiment config.
 
@@ -64,7 +81,7 @@ def load_pipeline_config(data: dict[str, Any], root: str | Path = ".") -> tuple[
     try:
         preset = PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([_describe_error(e) for e in exc.errors()], "pipeline preset") from None
+        raise ConfigError([describe_error(e, PipelineConfig) for e in exc.errors()], what="pipeline preset") from None
     problems, experiments = [], {}
     for suite in preset.suites:
         plan = preset.experiments.get(suite)
@@ -81,5 +98,5 @@ def load_pipeline_config(data: dict[str, Any], root: str | Path = ".") -> tuple[
         except ConfigError as error:
             problems.extend(f"experiments.{suite} ({plan.experiment}): {p}" for p in error.problems)
     if problems:
-        raise ConfigError(problems, "pipeline preset")
+        raise ConfigError(problems, what="pipeline preset")
     return preset, experiments

@@ -8,10 +8,10 @@ from snakemake.exceptions import WorkflowError
 
 from varshare.config import ConfigError
 from varshare.envs.suites import SUITES as KNOWN_SUITES
-from varshare.pipeline_config import load_pipeline_config
+from varshare.pipeline_config import load_pipeline_config, typed_strings
 
 try:
-    PRESET, EXPERIMENTS = load_pipeline_config(config)
+    PRESET, EXPERIMENTS = load_pipeline_config(typed_strings(config))
 except ConfigError as error:
     raise WorkflowError(str(error))
 
