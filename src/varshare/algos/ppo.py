@@ -51,7 +51,8 @@ class Rollout:
     ``γ·V(final_obs)`` bootstrap of truncated episodes; ``episode_ended`` is 1 where an episode
     ended with that transition. ``example_noise`` holds each transition's per-example weight noise
     (``[M, T, N, k]`` per key), ``rollout_noise`` the noise shared by the whole rollout, and
-    ``next_value`` ``[M, N]`` the value of the observation after the last step.
+    ``next_value`` ``[M, N]`` the value of the observation after the last step. ``mean_weights``:
+    the rollout used the mean weights (no noise was drawn or stored).
     """
 
     obs: Tensor
@@ -63,6 +64,7 @@ class Rollout:
     example_noise: Noise
     rollout_noise: Noise
     next_value: Tensor
+    mean_weights: bool = False
 
 
 @dataclass
@@ -162,19 +164,20 @@ class PPO:
         """Run ``num_steps`` steps of every copy with the current policy and one rollout noise."""
         M, T, N = self.num_tasks, self.ppo.num_steps, self.num_envs
         model, gamma = self.model, self.ppo.gamma
-        rollout_noise = model.rollout_noise(self.generator)
-        cached = {**rollout_noise, **model.rollout_cache(rollout_noise)}
+        mean_weights = self.method.rollout_mean_weights
+        rollout_noise = {} if mean_weights else model.rollout_noise(self.generator)
+        cached = None if mean_weights else {**rollout_noise, **model.rollout_cache(rollout_noise)}
         obs = torch.zeros((M, T, N, self.env.obs_dim), device=self.device)
         action_shape = () if self.env.is_discrete else self.env.single_action_space.shape
         actions = torch.zeros((M, T, N, *action_shape), device=self.device,
                               dtype=torch.long if self.env.is_discrete else torch.float32)
         logprobs, values, rewards, ended = (torch.zeros((M, T, N), device=self.device) for _ in range(4))
-        example_noise = {  # every transition's per-example noise, drawn up front: [M, T, N, k]
+        example_noise = {} if mean_weights else {  # every transition's per-example noise: [M, T, N, k]
             key: value.view(M, T, N, -1) for key, value in model.example_noise(T * N, self.generator).items()
         }
         with torch.inference_mode():
             for t in range(T):
-                noise = {**cached, **{key: value[:, t] for key, value in example_noise.items()}}
+                noise = None if mean_weights else {**cached, **{k: v[:, t] for k, v in example_noise.items()}}
                 output = model(self.next_obs, noise)
                 action = sample_actions(output, self.generator)
                 obs[:, t] = self.next_obs
@@ -192,10 +195,12 @@ class PPO:
                 ended[:, t] = self._tensor(step.done)
                 self.next_obs = self._tensor(step.obs)
                 self._record_episodes(step)
-            next_value = model(self.next_obs, {**cached, **model.example_noise(N, self.generator)}).value
+            next_noise = None if mean_weights else {**cached, **model.example_noise(N, self.generator)}
+            next_value = model(self.next_obs, next_noise).value
 
         self.steps_per_task += T * N
-        return Rollout(obs, actions, logprobs, values, rewards, ended, example_noise, rollout_noise, next_value)
+        return Rollout(obs, actions, logprobs, values, rewards, ended, example_noise, rollout_noise, next_value,
+                       mean_weights)
 
     def _record_episodes(self, step) -> None:
         done = step.done
@@ -222,18 +227,24 @@ class PPO:
             "obs": flat(rollout.obs), "actions": flat(rollout.actions), "values": flat(rollout.values),
             "advantages": flat(advantages), "returns": flat(returns),
         }
-        batch_noise = {k: flat(v) for k, v in rollout.example_noise.items()}
+        if rollout.mean_weights:  # behaviour: mean weights; the update samples fresh noise
+            update_noise = self.model.rollout_noise(self.generator)
+            batch_noise = self.model.example_noise(B, self.generator)
+        else:  # replay the rollout's noise
+            update_noise = rollout.rollout_noise
+            batch_noise = {k: flat(v) for k, v in rollout.example_noise.items()}
         permutations = [torch.randperm(B, generator=self.generator, device=self.device) for _ in range(p.update_epochs)]
         minibatches = [perm.split(self.minibatch_per_task) for perm in permutations]
 
-        old_logprobs = self._replay_logprobs(batch, batch_noise, rollout.rollout_noise, minibatches[0])
+        behaviour_noise = None if rollout.mean_weights else (batch_noise, update_noise)
+        old_logprobs = self._replay_logprobs(batch, behaviour_noise, minibatches[0])
         replay_error = (old_logprobs - flat(rollout.logprobs)).abs().max().item()
 
         stats: dict[str, list[float]] = {}
         for epoch_minibatches in minibatches:
             for index in epoch_minibatches:
                 mb = {k: v.index_select(1, index) for k, v in batch.items()}
-                noise = {**rollout.rollout_noise, **{k: v.index_select(1, index) for k, v in batch_noise.items()}}
+                noise = {**update_noise, **{k: v.index_select(1, index) for k, v in batch_noise.items()}}
                 step_stats = self._minibatch_step(mb, noise, old_logprobs.index_select(1, index))
                 for key, value in step_stats.items():
                     stats.setdefault(key, []).append(value)
@@ -263,14 +274,18 @@ class PPO:
             return self.model(obs, noise)
         return functional_call(self.model, replicas, (obs, noise))
 
-    def _replay_logprobs(self, batch, batch_noise, rollout_noise, first_epoch_minibatches) -> Tensor:
-        """Log-probabilities of the rollout's actions under the rollout's weights and noise,
-        computed minibatch by minibatch exactly as the first epoch's training steps compute them."""
+    def _replay_logprobs(self, batch, behaviour_noise, first_epoch_minibatches) -> Tensor:
+        """Log-probabilities of the rollout's actions under the rollout's weights and noise
+        (``behaviour_noise = (per-example noise [M, B, k], rollout noise)``, or None for mean
+        weights), computed minibatch by minibatch exactly as the first epoch's training steps."""
         old = torch.zeros_like(batch["values"])
         with torch.no_grad():
             replicas = self._replica_parameters()
             for index in first_epoch_minibatches:
-                noise = {**rollout_noise, **{k: v.index_select(1, index) for k, v in batch_noise.items()}}
+                noise = None
+                if behaviour_noise is not None:
+                    batch_noise, rollout_noise = behaviour_noise
+                    noise = {**rollout_noise, **{k: v.index_select(1, index) for k, v in batch_noise.items()}}
                 output = self._forward(batch["obs"].index_select(1, index), noise, replicas)
                 old[:, index] = output.log_prob(batch["actions"].index_select(1, index))
         return old
@@ -349,7 +364,9 @@ class PPO:
             self.optimizer.param_groups[0]["lr"] = fraction * self.ppo.learning_rate
         start = time.perf_counter()
         rollout = self.collect_rollout()
+        self.method.begin_update(self.model, self.iteration / self.num_iterations)
         stats = self.update(rollout)
+        self.method.end_update(self.model)
         elapsed = time.perf_counter() - start
         self.iteration += 1
         stats["sps"] = self.batch_per_task * self.num_tasks / elapsed

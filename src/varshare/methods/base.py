@@ -41,6 +41,9 @@ class Method(abc.ABC):
     name: ClassVar[str]
     #: whether :meth:`combine_gradients` needs per-task gradients of the shared parameters
     per_task_gradients: ClassVar[bool] = False
+    #: collect rollouts with the mean weights (noise only inside updates); a variant, never the
+    #: default: the first minibatch's ratio is then π_sampled / π_mean, not 1
+    rollout_mean_weights: ClassVar[bool] = False
 
     def __init__(self, config: ExperimentConfig, num_tasks: int, seed: int):
         self.config = config
@@ -84,6 +87,13 @@ class Method(abc.ABC):
         Only called when :attr:`per_task_gradients` is set.
         """
         return grads.sum(dim=0)
+
+    def begin_update(self, model: ActorCritic, progress: float) -> None:
+        """Called after each rollout, before its update phase; ``progress`` ∈ [0, 1) is the
+        fraction of training done (iterations so far / total)."""
+
+    def end_update(self, model: ActorCritic) -> None:
+        """Called after each update phase (e.g. to move parameters between θ and the residuals)."""
 
     def diagnostics(self, model: ActorCritic) -> dict[str, float]:
         """Scalars describing the method's state (logged once per update)."""
