@@ -110,6 +110,12 @@ class Run:
         self.log(f"[{self.name}] eval @ {agent.steps_per_task} steps/task: mean return {mean_return:.1f}")
         return mean_return
 
+    def record_task_diagnostics(self) -> None:
+        """The method's per-task diagnostics (e.g. VarShare's |μ|, σ, KL per layer) at this step."""
+        for metric, values in self.method.task_diagnostics(self.agent.model).items():
+            for spec, value in zip(self.specs, values.tolist()):
+                self.metrics.add(spec.name, self.agent.steps_per_task, metric, value)
+
     def record_iteration(self, stats: dict[str, float]) -> float:
         """Add an iteration's update statistics and finished training episodes; returns the mean
         training return over tasks (NaN if no episode finished)."""
@@ -224,6 +230,7 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
         else:
             run.log(f"[{run.name}] {len(specs)} tasks × {config.envs_per_task} envs, {agent.num_iterations} "
                     f"iterations of {agent.batch_per_task} steps per task, device {run.device}")
+            run.record_task_diagnostics()
             run.evaluate()
         start, last_print = time.perf_counter(), -math.inf
         final_return = math.nan
@@ -238,6 +245,7 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
                         f"sps {sps:.0f} train_return {train_return:.1f} "
                         f"approx_kl {stats['approx_kl']:.4f} clip {stats['clip_fraction']:.3f}")
             if agent.steps_per_task - run.evaluations[-1] >= config.eval.every_steps or is_last:
+                run.record_task_diagnostics()
                 final_return = run.evaluate()
             if agent.iteration % run.iterations_per_checkpoint == 0 and not is_last:
                 run.checkpoint_boundary()

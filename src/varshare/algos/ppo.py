@@ -326,8 +326,9 @@ class PPO:
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        extra_stats = dict(extra_stats)
         if replicas is not None:
-            self._apply_combined_gradients(replicas)
+            extra_stats["grad_cosine_mean"] = self._apply_combined_gradients(replicas)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), p.max_grad_norm)
         self.optimizer.step()
 
@@ -338,9 +339,10 @@ class PPO:
             "ratio_mean": ratio.mean().item(), "grad_norm": float(grad_norm), **extra_stats,
         }
 
-    def _apply_combined_gradients(self, replicas: dict[str, Tensor]) -> None:
+    def _apply_combined_gradients(self, replicas: dict[str, Tensor]) -> float:
         """Combine the replicas' per-task gradients ``[M, D]`` with the method and add the result to
-        the shared parameters' gradients (which hold any extra-loss gradient)."""
+        the shared parameters' gradients (which hold any extra-loss gradient). Returns the mean
+        pairwise cosine similarity of the task gradients (NaN for one task)."""
         shared = self.model.shared_parameters()
         names = list(replicas)
         per_task = torch.cat(
@@ -349,12 +351,17 @@ class PPO:
             dim=1,
         )
         combined = self.method.combine_gradients(per_task)
+        unit = per_task / per_task.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        cosine = unit @ unit.T
+        off_diagonal = ~torch.eye(self.num_tasks, dtype=torch.bool, device=cosine.device)
+        mean_cosine = cosine[off_diagonal].mean().item() if self.num_tasks > 1 else math.nan
         offset = 0
         for name in names:
             param = shared[name]
             piece = combined[offset: offset + param.numel()].view_as(param)
             offset += param.numel()
             param.grad = piece.clone() if param.grad is None else param.grad + piece
+        return mean_cosine
 
     # ----------------------------------------------------------------------------------------
     def iterate(self) -> dict[str, float]:

@@ -99,6 +99,10 @@ class Method(abc.ABC):
         """Scalars describing the method's state (logged once per update)."""
         return {}
 
+    def task_diagnostics(self, model: ActorCritic) -> dict[str, Tensor]:
+        """Per-task quantities ``[M]`` describing where tasks specialise (logged at evaluations)."""
+        return {}
+
     def state_dict(self) -> dict:
         """The method's own state (e.g. random generators), saved in checkpoints."""
         return {}

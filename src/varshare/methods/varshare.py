@@ -33,6 +33,17 @@ class VarShare(Method):
         kl = kl_per_task.sum()
         return options.beta * kl / examples_per_task, {"kl": kl.item()}
 
+    def task_diagnostics(self, model):
+        """Per variational layer and task: mean |μ|, mean σ and KL(q_m ‖ p) of the residual."""
+        stats = {}
+        with torch.no_grad():
+            for name, module in model.named_modules():
+                if isinstance(module, VariationalResidualLinear):
+                    stats[f"mu_abs_mean/{name}"] = module.mu_weight.abs().mean(dim=(1, 2))
+                    stats[f"sigma_mean/{name}"] = module.sigma_weight.mean(dim=(1, 2))
+                    stats[f"kl/{name}"] = module.kl_per_task(self.config.varshare.sigma_prior)
+        return stats
+
     def diagnostics(self, model):
         """Mean σ and mean |μ| of every variational layer (over tasks and elements)."""
         stats = {}
