@@ -198,7 +198,8 @@ def test_cli_aggregate_and_figure_end_to_end(tmp_path, runs, capsys):
     results = tmp_path / "results"
     assert main(["aggregate", "--suite", SUITE, "--out", str(results), "--reps", "200", *map(str, runs)]) == 0
     assert sorted(p.name for p in results.iterdir()) == ["aggregate.json", "eval_curves.csv", "final_returns.csv",
-                                                         "iqm.csv", "per_task_final.csv"]
+                                                         "iqm.csv", "per_task_final.csv", "sharing_map.csv",
+                                                         "strategy_curves.csv"]
     summary = json.loads((results / "aggregate.json").read_text())
     assert summary["num_runs"] == 3 and summary["methods"] == ["hard_sharing", "varshare"]
     assert summary["seeds"] == {"hard_sharing": [0, 1], "varshare": [0]}

@@ -48,6 +48,24 @@ def _labels(methods: list[str], counts: pd.Series) -> dict[str, str]:
     return {m: f"{m} (n={int(counts[m])})" for m in methods}
 
 
+def _draw_curves(ax, curves: pd.DataFrame, hue: str, title: str) -> None:
+    """Mean ± std over seeds of ``return`` against ``step``, one line per value of ``hue``."""
+    names = ordered_methods(curves[hue]) if hue == "method" else list(dict.fromkeys(curves[hue]))
+    labels = _labels(names, curves.groupby(hue)["seed"].nunique())
+    data = curves.assign(label=curves[hue].map(labels))
+    palette = ({labels[m]: method_color(m) for m in names} if hue == "method"
+               else dict(zip([labels[n] for n in names], sns.color_palette("colorblind", len(names)))))
+    sns.lineplot(data=data, x="step", y="return", hue="label", hue_order=[labels[n] for n in names],
+                 palette=palette, estimator="mean", errorbar="sd", err_kws={"alpha": 0.2, "linewidth": 0},
+                 linewidth=1.8, ax=ax)
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.set_xlabel(STEP_LABEL)
+    ax.set_ylabel(RETURN_LABEL)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(title=f"{hue} (mean ± std over seeds)", fontsize="small", title_fontsize="small")
+
+
 def plot_learning_curves(curves: pd.DataFrame, title: str, out_png: str | Path, out_pdf: str | Path) -> None:
     """Task-averaged evaluation return against env steps per task, one line per method.
 
@@ -61,20 +79,45 @@ def plot_learning_curves(curves: pd.DataFrame, title: str, out_png: str | Path, 
     standard deviation over seeds (absent for a method with one seed). Legend labels give the
     number of seeds ``n``.
     """
-    methods = ordered_methods(curves["method"])
-    labels = _labels(methods, curves.groupby("method")["seed"].nunique())
-    data = curves.assign(label=curves["method"].map(labels))
-    figure = _new_figure(6.4, 4.2)
-    ax = figure.add_subplot()
-    sns.lineplot(data=data, x="step", y="return", hue="label", hue_order=[labels[m] for m in methods],
-                 palette={labels[m]: method_color(m) for m in methods}, estimator="mean",
-                 errorbar="sd", err_kws={"alpha": 0.2, "linewidth": 0}, linewidth=1.8, ax=ax)
-    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-    ax.set_xlabel(STEP_LABEL)
-    ax.set_ylabel(RETURN_LABEL)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(title="method (mean ± std over seeds)", fontsize="small", title_fontsize="small")
+    plot_curve_panels([(title, curves)], None, out_png, out_pdf)
+
+
+def plot_curve_panels(panels: list[tuple[str, pd.DataFrame]], title: str | None, out_png: str | Path,
+                      out_pdf: str | Path, hue: str = "method") -> None:
+    """Side-by-side learning-curve panels (e.g. one per suite), each as :func:`plot_learning_curves`.
+
+    Args:
+        panels: ``(panel title, curves)``; curves have columns ``seed, step, return`` and ``hue``.
+        title: figure title above the panels (None: none).
+        hue: the column whose values are the lines (``method``, or ``strategy`` for Fig. 3).
+    """
+    figure = _new_figure(6.4 * len(panels), 4.2 + (0.3 if title else 0))
+    for index, (panel_title, curves) in enumerate(panels):
+        _draw_curves(figure.add_subplot(1, len(panels), index + 1), curves, hue, panel_title)
+    if title:
+        figure.suptitle(title)
+    save_figure(figure, out_png)
+    save_figure(figure, out_pdf)
+
+
+def plot_sharing_map(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: str | Path,
+                     out_pdf: str | Path) -> None:
+    """Heatmaps of mean |μ| per (layer, task): where each task's residual left the shared θ.
+
+    Args:
+        panels: ``(panel title, table)`` with the columns of
+            :func:`varshare.analysis.portfolio.sharing_map` for one method.
+    """
+    figure = _new_figure(1.2 + 0.55 * max(t["task"].nunique() for _, t in panels) * len(panels), 4.6)
+    for index, (panel_title, table) in enumerate(panels):
+        ax = figure.add_subplot(1, len(panels), index + 1)
+        grid = table.pivot(index="layer", columns="task", values="mu_abs_mean")
+        grid = grid.reindex(columns=list(dict.fromkeys(table["task"])))
+        sns.heatmap(grid, ax=ax, cmap="viridis", cbar_kws={"label": "mean |μ| (residual)"})
+        ax.set_title(panel_title)
+        ax.set_xlabel("task")
+        ax.set_ylabel("layer")
+    figure.suptitle(title)
     save_figure(figure, out_png)
     save_figure(figure, out_pdf)
 

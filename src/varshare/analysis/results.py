@@ -6,6 +6,8 @@
 * ``final_returns.csv`` — :func:`~varshare.analysis.aggregate.final_returns` (method, seed, task, step, return);
 * ``per_task_final.csv`` — :func:`~varshare.analysis.aggregate.per_task_table`;
 * ``iqm.csv`` — :func:`~varshare.analysis.stats.iqm_with_ci`;
+* ``strategy_curves.csv`` — :func:`~varshare.analysis.portfolio.strategy_curves` (Fig. 3);
+* ``sharing_map.csv`` — :func:`~varshare.analysis.portfolio.sharing_map` (the sharing map);
 * ``aggregate.json`` — what went in (runs, methods, seeds, tasks), the bootstrap settings and the
   package versions, written last.
 """
@@ -20,12 +22,13 @@ from pathlib import Path
 import pandas as pd
 
 from varshare.analysis.aggregate import RunDirectoryError, eval_curves, final_returns, load_runs, per_task_table
+from varshare.analysis.portfolio import sharing_map, strategy_curves
 from varshare.analysis.stats import CONFIDENCE, INTERVAL_METHOD, iqm_with_ci
 from varshare.analysis.style import ordered_methods
 from varshare.io import atomic_write_text
 from varshare.run_io import git_commit
 
-TABLES = ("eval_curves", "final_returns", "per_task_final", "iqm")
+TABLES = ("eval_curves", "final_returns", "per_task_final", "iqm", "strategy_curves", "sharing_map")
 
 
 def _version(name: str) -> str:
@@ -57,6 +60,8 @@ def write_aggregate(run_dirs: Iterable[str | Path], suite: str, out: str | Path,
         "final_returns": final,
         "per_task_final": per_task_table(final),
         "iqm": iqm_with_ci(final, seed=bootstrap_seed, reps=reps, task_bootstrap=task_bootstrap),
+        "strategy_curves": strategy_curves(df),
+        "sharing_map": sharing_map(df),
     }
     out = Path(out)
     for name, table in tables.items():
@@ -89,6 +94,6 @@ def read_table(results: str | Path, name: str) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; run `varshare aggregate` first")
     columns = pd.read_csv(path, nrows=0).columns
-    names = [c for c in ("method", "task") if c in columns]
+    names = [c for c in ("method", "task", "strategy", "layer") if c in columns]
     return pd.read_csv(path, dtype={c: str for c in names}, keep_default_na=False,
                        na_values={c: ["", "nan", "NaN"] for c in columns if c not in names})
