@@ -130,15 +130,56 @@ def cmd_figure(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         print(error, file=sys.stderr)
         return 2
+    if args.methods:
+        curves = curves[curves["method"].isin(args.methods)]
+        iqm = iqm[iqm["method"].isin(args.methods)] if iqm is not None else None
     plot_learning_curves(curves, args.title, args.curves_png, args.curves_pdf)
     if iqm is not None:
         plot_iqm(iqm, args.title, args.iqm_png, args.iqm_pdf)
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Multi-panel portfolio figures (one panel per results directory, i.e. per suite)."""
+    from varshare.analysis.figures import plot_curve_panels, plot_sharing_map
+    from varshare.analysis.results import read_table
+
+    if len(args.panel_titles) != len(args.results):
+        print("give one --panel-titles entry per --results directory", file=sys.stderr)
+        return 2
+    table = {"curves": "eval_curves", "strategies": "strategy_curves", "sharing-map": "sharing_map"}[args.kind]
+    panels = []
+    for results, panel_title in zip(args.results, args.panel_titles):
+        data = read_table(results, table)
+        data = data[data["method"].isin(args.methods)]
+        if data.empty:
+            print(f"{results}: no {table} rows for methods {args.methods}", file=sys.stderr)
+            return 2
+        panels.append((panel_title, data))
+    if args.kind == "curves":
+        plot_curve_panels(panels, args.title, args.png, args.pdf)
+    elif args.kind == "strategies":
+        plot_curve_panels(panels, args.title, args.png, args.pdf, hue="strategy")
+    else:
+        plot_sharing_map(panels, args.title, args.png, args.pdf)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="varshare", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    plot = commands.add_parser("plot", help="portfolio figures: one panel per results directory")
+    plot.add_argument("kind", choices=["curves", "strategies", "sharing-map"],
+                      help="curves: eval return per method; strategies: mean / sample-1 / sample-5 / "
+                           "training return of the methods; sharing-map: mean |mu| per layer and task")
+    plot.add_argument("--results", nargs="+", required=True, help="results directories (varshare aggregate)")
+    plot.add_argument("--panel-titles", nargs="+", required=True, help="one title per results directory")
+    plot.add_argument("--methods", nargs="+", required=True, help="methods to draw")
+    plot.add_argument("--title", required=True)
+    plot.add_argument("--png", required=True)
+    plot.add_argument("--pdf", required=True)
+    plot.set_defaults(func=cmd_plot)
 
     envs = commands.add_parser("envs", help="write a suite's task specs (JSON)")
     envs.add_argument("--suite", required=True, choices=sorted(SUITES))
@@ -189,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--curves-pdf", required=True)
     figure.add_argument("--iqm-png")
     figure.add_argument("--iqm-pdf")
+    figure.add_argument("--methods", nargs="+", help="draw only these methods (default: all in the results)")
     figure.set_defaults(func=cmd_figure)
     return parser
 
