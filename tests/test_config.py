@@ -63,7 +63,10 @@ def test_defaults_are_the_documented_values():
 
 
 def test_allowed_names_come_from_the_registries():
-    assert METHODS == ("independent", "hard_sharing", "contextual", "l2_soft", "pcgrad", "cagrad", "varshare")
+    assert METHODS == ("independent", "hard_sharing", "contextual", "l2_soft", "pcgrad", "cagrad", "varshare",
+                       "varshare_reptile", "varshare_lora", "varshare_trust_region", "varshare_horseshoe",
+                       "varshare_shared_noise", "varshare_lrt", "varshare_adaptive_prior", "varshare_kl_anneal",
+                       "varshare_mean_rollout")
     for suite in SUITES:
         assert load_config(with_(suite=suite)).suite == suite
     assert load_config(with_(methods=list(METHODS))).methods == list(METHODS)

@@ -23,9 +23,11 @@ CHECKOUT = ["Snakefile", "workflow", "configs", "src/varshare", "dvc.yaml", ".dv
             ".dvcignore", ".gitignore"]
 # The reduced smoke study, chosen the documented way: the vars of dvc.yaml.
 PRESET = "smoke"
-SNAKEMAKE_ARGS = "--config suites=[cartpole10] methods=[hard_sharing,varshare]"
+SNAKEMAKE_ARGS = ("--config suites=[cartpole10] methods=[hard_sharing,varshare] "
+                  "variants=[varshare,varshare_reptile] top_variants=[varshare,varshare_reptile]")
 SNAKEMAKE_CLI = ["figures/all", "--configfile", f"configs/{PRESET}.yaml",
-                 "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]"]
+                 "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
+                 "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]"]
 GIT_COMMIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "commit", "-q"]
 
 

@@ -57,6 +57,7 @@ _CRITIC = (4 * 64 + 64) + (64 * 64 + 64) + (64 * 1 + 1)  # 4545
 _SINGLE = _ACTOR + _CRITIC  # one task's actor + critic: 9155
 _SHARED_HIDDEN = 2 * ((4 * 64 + 64) + (64 * 64 + 64))  # actor and critic hidden layers: 8960
 _HEADS = _M * ((64 * 2 + 2) + (64 * 1 + 1))  # 1950
+_LORA_IN_OUT = (4 + 64) + (64 + 64) + (64 + 2) + (4 + 64) + (64 + 64) + (64 + 1)  # Σ (in + out): 523
 _CTX_ACTOR = ((4 + 32) * 64 + 64) + (64 * 64 + 64) + (64 * 2 + 2)
 _CTX_CRITIC = ((4 + 32) * 64 + 64) + (64 * 64 + 64) + (64 * 1 + 1)
 EXPECTED_PARAMS = {
@@ -67,6 +68,14 @@ EXPECTED_PARAMS = {
     "pcgrad": _SHARED_HIDDEN + _HEADS,
     "cagrad": _SHARED_HIDDEN + _HEADS,
     "varshare": _SINGLE + 2 * _M * _SINGLE,  # θ + M (μ, ρ): 192255
+    **dict.fromkeys(
+        ["varshare_reptile", "varshare_trust_region", "varshare_shared_noise", "varshare_lrt",
+         "varshare_kl_anneal", "varshare_mean_rollout"],
+        _SINGLE + 2 * _M * _SINGLE,
+    ),
+    "varshare_adaptive_prior": _SINGLE + 2 * _M * _SINGLE + 6,  # + one log σ_prior per layer
+    "varshare_horseshoe": _SINGLE + 2 * _M * _SINGLE + 2 * _M * (64 + 64 + 2 + 64 + 64 + 1),  # + (ℓ, ρ_λ) per unit
+    "varshare_lora": _SINGLE + _M * 2 * 4 * _LORA_IN_OUT,  # θ + M (μ, ρ) of A and B, rank 4: 50995
 }
 EXPECTED_SHARED = {
     "independent": 0,
@@ -76,12 +85,14 @@ EXPECTED_SHARED = {
     "pcgrad": _SHARED_HIDDEN,
     "cagrad": _SHARED_HIDDEN,
     "varshare": _SINGLE,
+    **{m: _SINGLE for m in METHODS if m.startswith("varshare_")},
 }
 
 
 def test_expected_numbers_are_what_the_comments_say():
     assert (_SINGLE, _SHARED_HIDDEN, _HEADS) == (9155, 8960, 1950)
     assert EXPECTED_PARAMS["contextual"] == 13891 and EXPECTED_PARAMS["varshare"] == 192255
+    assert EXPECTED_PARAMS["varshare_lora"] == 50995
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -216,7 +227,9 @@ def make_ppo(method_name: str, seed: int = 0, method=None, **overrides) -> PPO:
 
 @pytest.mark.parametrize(
     "method,estimator",
-    [(m, "flipout") for m in METHODS] + [("varshare", e) for e in ESTIMATORS if e != "flipout"],
+    # mean-weight rollouts replay nothing by design (tests/test_variants.py checks that variant)
+    [(m, "flipout") for m in METHODS if not REGISTRY[m].rollout_mean_weights]
+    + [("varshare", e) for e in ESTIMATORS if e != "flipout"],
 )
 def test_one_ppo_iteration_replays_the_rollout_exactly(method, estimator):
     ppo = make_ppo(method, **{"varshare.estimator": estimator})

@@ -22,7 +22,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHIMS = REPO / "tests" / "slurm_shims"
 PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
-SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]"]
+SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
+         "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]"]
 # The plugin waits 40 s before its first status check and after each finished job; a real queue
 # needs that, the fake cluster does not.
 FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "1"]

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]"]
+SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
+         "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]"]
 
 
 @pytest.fixture
@@ -43,13 +44,15 @@ def test_presets_plan_suites_times_methods_times_seeds_training_jobs(workdir, pr
     result = snakemake(workdir, "-n", "figures/all", "--configfile", f"configs/{preset}.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert counts["train"] == 2 * 7 * seeds
+    assert counts["train"] == 2 * (7 + 9) * seeds  # 7 compared methods + 9 more VarShare variants
     assert counts["envs"] == counts["aggregate"] == counts["figure_methods"] == 2
+    assert all(counts[f"figure_{name}"] == 1 for name in ("fig3_strategies", "fig4_variants", "fig5_top_variants", "sharing_map"))
     assert counts["all"] == 1
 
 
 def test_command_line_overrides_are_typed_and_validated(workdir):
     result = snakemake(workdir, "-n", "figures/all", "--config", "seeds=[0,1]", "methods=[varshare]",
+                       "variants=[]", "top_variants=[]",
                        "train_resources={threads: 2, mem_mb: 1000, runtime: 5, gpu: 0}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert job_counts(result.stdout)["train"] == 2 * 1 * 2
@@ -66,6 +69,14 @@ def test_bad_preset_value_fails_before_any_job(workdir, override, message):
     result = snakemake(workdir, "figures/all", "--configfile", "configs/smoke.yaml", "--config", override)
     assert result.returncode != 0
     assert message in result.stderr and "invalid" in result.stderr
+    assert not (workdir / "data").exists()
+
+
+def test_figure_of_an_untrained_method_fails_before_any_job(workdir):
+    result = snakemake(workdir, "figures/all", "--configfile", "configs/smoke.yaml", "--config",
+                       "variants=[varshare]", "top_variants=[varshare,varshare_lora]")
+    assert result.returncode != 0
+    assert "top_variants: ['varshare_lora'] are not trained by this preset" in result.stderr
     assert not (workdir / "data").exists()
 
 

@@ -141,16 +141,23 @@ def cmd_figure(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Multi-panel portfolio figures (one panel per results directory, i.e. per suite)."""
-    from varshare.analysis.figures import plot_curve_panels, plot_sharing_map
+    import pandas as pd
+
+    from varshare.analysis.figures import plot_curve_panels, plot_pruning, plot_sharing_map
     from varshare.analysis.results import read_table
 
     if len(args.panel_titles) != len(args.results):
         print("give one --panel-titles entry per --results directory", file=sys.stderr)
         return 2
-    table = {"curves": "eval_curves", "strategies": "strategy_curves", "sharing-map": "sharing_map"}[args.kind]
+    table = {"curves": "eval_curves", "strategies": "strategy_curves", "sharing-map": "sharing_map",
+             "pruning": "pruning/*"}[args.kind]
     panels = []
     for results, panel_title in zip(args.results, args.panel_titles):
-        data = read_table(results, table)
+        if args.kind == "pruning":
+            sweeps = sorted(Path(results).glob("pruning/*.csv"))
+            data = pd.concat([pd.read_csv(p) for p in sweeps]) if sweeps else pd.DataFrame(columns=["method"])
+        else:
+            data = read_table(results, table)
         data = data[data["method"].isin(args.methods)]
         if data.empty:
             print(f"{results}: no {table} rows for methods {args.methods}", file=sys.stderr)
@@ -160,8 +167,31 @@ def cmd_plot(args: argparse.Namespace) -> int:
         plot_curve_panels(panels, args.title, args.png, args.pdf)
     elif args.kind == "strategies":
         plot_curve_panels(panels, args.title, args.png, args.pdf, hue="strategy")
+    elif args.kind == "pruning":
+        plot_pruning(panels, args.title, args.png, args.pdf)
     else:
         plot_sharing_map(panels, args.title, args.png, args.pdf)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Prune a finished run's residual means at each ε, re-evaluate, write a tidy CSV."""
+    from varshare.eval.pruning import PruningError, prune_sweep, write_csv
+
+    out = Path(args.out) if args.out else Path(args.run) / "pruning.csv"
+    try:
+        rows = prune_sweep(args.run, args.eps, episodes=args.episodes, eval_seed=args.eval_seed, device=args.device)
+    except (PruningError, ConfigError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    write_csv(rows, out)
+    summary = {(r[3], r[5]): r[6] for r in rows if r[4] == "all"}
+    print(f"{'eps':>10} {'kept fraction':>14} {'bytes/task (sparse)':>20} {'bytes/task (dense)':>19} "
+          f"{'mean return':>12}")
+    for eps in sorted({r[3] for r in rows}):
+        print(f"{eps:>10g} {summary[eps, 'kept_fraction']:>14.4f} {summary[eps, 'task_bytes_sparse']:>20.0f} "
+              f"{summary[eps, 'task_bytes_dense']:>19.0f} {summary[eps, 'eval_return_mean']:>12.2f}")
+    print(f"wrote {out}")
     return 0
 
 
@@ -170,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     plot = commands.add_parser("plot", help="portfolio figures: one panel per results directory")
-    plot.add_argument("kind", choices=["curves", "strategies", "sharing-map"],
+    plot.add_argument("kind", choices=["curves", "strategies", "sharing-map", "pruning"],
                       help="curves: eval return per method; strategies: mean / sample-1 / sample-5 / "
-                           "training return of the methods; sharing-map: mean |mu| per layer and task")
+                           "training return of the methods; sharing-map: mean |mu| per layer and task; "
+                           "pruning: return vs kept residual fraction (DIR/pruning/*.csv)")
     plot.add_argument("--results", nargs="+", required=True, help="results directories (varshare aggregate)")
     plot.add_argument("--panel-titles", nargs="+", required=True, help="one title per results directory")
     plot.add_argument("--methods", nargs="+", required=True, help="methods to draw")
@@ -232,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--iqm-pdf")
     figure.add_argument("--methods", nargs="+", help="draw only these methods (default: all in the results)")
     figure.set_defaults(func=cmd_figure)
+
+    prune = commands.add_parser("prune", help="zero small residual means of a finished run, re-evaluate per threshold")
+    prune.add_argument("--run", required=True, help="finished run directory (with checkpoint.pt)")
+    prune.add_argument("--eps", required=True, nargs="+", type=float,
+                       help="thresholds: residual means with |mu| < eps are set to 0 (0 is always included)")
+    prune.add_argument("--episodes", type=int, help="evaluation episodes per task (default: the run's eval.episodes)")
+    prune.add_argument("--eval-seed", type=int,
+                       help="env seed of every evaluation (default: that of the run's final evaluation)")
+    prune.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    prune.add_argument("--out", help="output CSV (default: RUN/pruning.csv)")
+    prune.set_defaults(func=cmd_prune)
     return parser
 
 

@@ -55,6 +55,17 @@ METHODS: tuple[str, ...] = (
     "pcgrad",
     "cagrad",
     "varshare",
+    # VarShare variants (SCIENCE.md "Variants"; sections reptile, lora, trust_region, horseshoe,
+    # kl_anneal; the others read only ``varshare``)
+    "varshare_reptile",
+    "varshare_lora",
+    "varshare_trust_region",
+    "varshare_horseshoe",
+    "varshare_shared_noise",
+    "varshare_lrt",
+    "varshare_adaptive_prior",
+    "varshare_kl_anneal",
+    "varshare_mean_rollout",
 )
 
 MethodName = Literal[METHODS]  # type: ignore[valid-type]
@@ -156,6 +167,64 @@ class VarShareConfig(Section):
     )
 
 
+class ReptileConfig(Section):
+    """varshare_reptile: after each update phase move part of the residual means into θ."""
+
+    alpha: float = Field(
+        0.1, gt=0, le=1,
+        description="Fraction α of the residual mean moved into θ after each update phase.",
+    )
+    recenter: Literal["per_task", "mean"] = Field(
+        "per_task",
+        description=(
+            "per_task: for each task m in order, s = α·μ_m; θ += s; μ_m −= s (the seed's pseudocode; "
+            "keeps task m's function, moves the others'). mean: δ = α·mean_m μ_m; θ += δ; every "
+            "μ_m −= δ (keeps every task's function)."
+        ),
+    )
+
+
+class LoRAConfig(Section):
+    """varshare_lora: residual φ_m = B_m A_m with Gaussian posteriors on A_m and B_m (prior
+    N(0, varshare.sigma_prior²), initial ρ varshare.rho_init, weight varshare.beta)."""
+
+    rank: int = Field(4, ge=1, description="Rank r of the residual (A_m ∈ R^{r×in}, B_m ∈ R^{out×r}).")
+
+
+class TrustRegionConfig(Section):
+    """varshare_trust_region: loss += coef · Σ_m KL(q_m ‖ q_m at the start of the update phase) / N_data."""
+
+    coef: float = Field(
+        1.0, ge=0,
+        description=(
+            "Weight of the trust-region KL (our choice); scaled like β: per-task KLs summed over "
+            "tasks and divided by the per-task update batch."
+        ),
+    )
+
+
+class HorseshoeConfig(Section):
+    """varshare_horseshoe: group-horseshoe prior φ_{m,j,·} ~ N(0, τ0² λ_{m,j}²), λ ~ C⁺(0, 1), per
+    output unit j, with q(λ) = LogNormal(ℓ, s²) (replaces varshare.sigma_prior)."""
+
+    tau0: float = Field(
+        0.1, gt=0,
+        description="Global scale τ0 (our choice: equals varshare.sigma_prior's default at λ = 1).",
+    )
+    scale_loc_init: float = Field(0.0, description="Initial ℓ = log-median of q(λ) (0: λ ≈ 1).")
+    scale_rho_init: float = Field(
+        -2.0, description="Initial ρ_λ of q(λ); s = softplus(ρ_λ), so −2 gives s ≈ 0.13."
+    )
+
+
+class KLAnnealConfig(Section):
+    """varshare_kl_anneal: β(progress) = varshare.beta · min(1, progress / warmup_fraction)."""
+
+    warmup_fraction: float = Field(
+        0.2, gt=0, le=1, description="Fraction of training over which β rises linearly from 0."
+    )
+
+
 class L2SoftConfig(Section):
     """L2 soft sharing: W_m = θ + φ_m, loss = RL + coef·Σ_m ‖φ_m‖²."""
 
@@ -193,6 +262,11 @@ class ExperimentConfig(Section):
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     varshare: VarShareConfig = Field(default_factory=VarShareConfig)
+    reptile: ReptileConfig = Field(default_factory=ReptileConfig)
+    lora: LoRAConfig = Field(default_factory=LoRAConfig)
+    trust_region: TrustRegionConfig = Field(default_factory=TrustRegionConfig)
+    horseshoe: HorseshoeConfig = Field(default_factory=HorseshoeConfig)
+    kl_anneal: KLAnnealConfig = Field(default_factory=KLAnnealConfig)
     l2_soft: L2SoftConfig = Field(default_factory=L2SoftConfig)
     cagrad: CAGradConfig = Field(default_factory=CAGradConfig)
     contextual: ContextualConfig = Field(default_factory=ContextualConfig)

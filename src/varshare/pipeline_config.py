@@ -44,12 +44,32 @@ class TrainResources(Section):
     gpu: int = Field(0, ge=0, description="GPUs per training job (0: CPU).")
 
 
+class PruningPlan(Section):
+    """Post-training pruning sweep (``varshare prune``) of one method's runs."""
+
+    method: MethodName = Field("varshare", description="Method whose runs are pruned.")
+    eps: Annotated[list[Annotated[float, Ge(0)]], AfterValidator(_unique)] = Field(
+        default_factory=lambda: [0.0, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1], min_length=1,
+        description="Thresholds ε: residual means with |μ| < ε are zeroed.")
+    episodes: int = Field(5, ge=1, description="Evaluation episodes per task and ε.")
+
+
 class PipelineConfig(Section):
     """A pipeline preset."""
 
     preset: str = Field(description="Name of the preset (recorded with the results).")
     suites: Annotated[list[SuiteName], AfterValidator(_unique)] = Field(min_length=1)
-    methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(min_length=1)
+    methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
+        min_length=1, description="The sharing methods compared in Fig. 1 / Fig. 2.")
+    variants: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
+        default_factory=list, description="VarShare variants screened in Fig. 4 (trained too).")
+    top_variants: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
+        default_factory=list, description="Variants drawn against the base in Fig. 5 (a subset of variants).")
+    strategy_methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
+        default_factory=lambda: ["varshare"],
+        description="Methods whose evaluation strategies (mean / sample-1 / sample-5) Fig. 3 draws.")
+    sharing_map_method: MethodName = Field("varshare", description="Method of the sharing-map figure.")
+    pruning: PruningPlan = Field(default_factory=PruningPlan)
     seeds: Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)] = Field(min_length=1)
     experiments: dict[SuiteName, SuitePlan] = Field(description="Per suite: experiment config and overrides.")
     train_resources: TrainResources = Field(default_factory=TrainResources)
@@ -97,6 +117,18 @@ def load_pipeline_config(data: dict[str, Any], root: str | Path = ".") -> tuple[
             experiments[suite] = load_config(path, overrides)
         except ConfigError as error:
             problems.extend(f"experiments.{suite} ({plan.experiment}): {p}" for p in error.problems)
+    trained = set(preset.methods) | set(preset.variants)
+    for key, names in (("top_variants", preset.top_variants), ("strategy_methods", preset.strategy_methods),
+                       ("sharing_map_method", [preset.sharing_map_method]), ("pruning.method", [preset.pruning.method])):
+        untrained = [name for name in names if name not in trained]
+        if untrained:
+            problems.append(f"{key}: {untrained} are not trained by this preset; allowed: methods and "
+                            f"variants ({sorted(trained)})")
     if problems:
         raise ConfigError(problems, what="pipeline preset")
     return preset, experiments
+
+
+def trained_methods(preset: PipelineConfig) -> list[str]:
+    """Every method the preset trains: the compared methods, then the variants."""
+    return list(dict.fromkeys([*preset.methods, *preset.variants]))

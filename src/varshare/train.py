@@ -92,23 +92,43 @@ class Run:
 
     # -- evaluation and logging ----------------------------------------------------------------
     def evaluate(self) -> float:
-        """Evaluate the deterministic mean-weight policy; record and save the metrics."""
+        """Evaluate the deterministic mean-weight policy; record and save the metrics.
+
+        Stochastic-weight models are also evaluated with the sample-1 and sample-5 strategies
+        (:mod:`varshare.eval.strategies`) on the same env seed, logged as ``eval_return_sample1``,
+        ``eval_length_sample1``, ``eval_success_sample1`` per task and ``eval_return_mean_sample1``
+        for ``all`` (likewise ``_sample5``); the weight draws are seeded from the run's seed and the
+        evaluation's index, so reruns and resumed runs log the same numbers. Returns the mean
+        strategy's mean return over tasks."""
+        from varshare.eval.strategies import SAMPLE_STRATEGIES, has_stochastic_weights, metric_suffix
+
         agent, specs = self.agent, self.specs
-        eval_seed = derived_seed(self.seed, 1, len(self.evaluations))
-        episodes = evaluate(agent.model, lambda n: make_vec_env(specs, n, seed=eval_seed, mode=self.env_mode),
-                            self.config.eval.episodes, device=self.device)
+        index = len(self.evaluations)
+        eval_seed = derived_seed(self.seed, 1, index)
+        strategies = ["mean"] + (list(SAMPLE_STRATEGIES) if has_stochastic_weights(agent.model) else [])
+        results = {
+            strategy: evaluate(agent.model, lambda n: make_vec_env(specs, n, seed=eval_seed, mode=self.env_mode),
+                               self.config.eval.episodes, device=self.device, strategy=strategy,
+                               seed=derived_seed(self.seed, 3, index))
+            for strategy in strategies
+        }
         self.evaluations.append(agent.steps_per_task)
-        for m, spec in enumerate(specs):
-            self.metrics.add_many(spec.name, agent.steps_per_task, {
-                "eval_return": mean_or_nan(episodes.returns[m]),
-                "eval_length": mean_or_nan(episodes.lengths[m]),
-                "eval_success": mean_or_nan(episodes.successes[m]),
-            })
-        mean_return = float(np.mean([mean_or_nan(r) for r in episodes.returns]))
-        self.metrics.add("all", agent.steps_per_task, "eval_return_mean", mean_return)
+        mean_returns = {}
+        for strategy, episodes in results.items():
+            suffix = metric_suffix(strategy)
+            for m, spec in enumerate(specs):
+                self.metrics.add_many(spec.name, agent.steps_per_task, {
+                    f"eval_return{suffix}": mean_or_nan(episodes.returns[m]),
+                    f"eval_length{suffix}": mean_or_nan(episodes.lengths[m]),
+                    f"eval_success{suffix}": mean_or_nan(episodes.successes[m]),
+                })
+            mean_returns[strategy] = float(np.mean([mean_or_nan(r) for r in episodes.returns]))
+            self.metrics.add("all", agent.steps_per_task, f"eval_return_mean{suffix}", mean_returns[strategy])
         self.metrics.save(self.out / "metrics.csv")
-        self.log(f"[{self.name}] eval @ {agent.steps_per_task} steps/task: mean return {mean_return:.1f}")
-        return mean_return
+        others = "".join(f", {s} {r:.1f}" for s, r in mean_returns.items() if s != "mean")
+        self.log(f"[{self.name}] eval @ {agent.steps_per_task} steps/task: "
+                 f"mean return {mean_returns['mean']:.1f}{others}")
+        return mean_returns["mean"]
 
     def record_task_diagnostics(self) -> None:
         """The method's per-task diagnostics (e.g. VarShare's |μ|, σ, KL per layer) at this step."""

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from varshare.config import ConfigError
 from varshare.envs.suites import SUITES as KNOWN_SUITES
-from varshare.pipeline_config import load_pipeline_config, typed_strings
+from varshare.pipeline_config import load_pipeline_config, trained_methods, typed_strings
 
 try:
     PRESET, EXPERIMENTS = load_pipeline_config(typed_strings(config))
@@ -16,7 +16,7 @@ except ConfigError as error:
     raise WorkflowError(str(error))
 
 SUITES = PRESET.suites
-METHODS = PRESET.methods
+METHODS = trained_methods(PRESET)  # compared methods (Fig. 1/2) and VarShare variants (Fig. 4)
 SEEDS = PRESET.seeds
 ALGOS = ["ppo"]
 
@@ -31,6 +31,14 @@ def package_sources(*parts):
 TRAIN_SOURCES = package_sources("algos/*.py", "nn/*.py", "methods/*.py", "envs/*.py", "train.py",
                                 "config.py", "run_io.py", "io.py")
 ANALYSIS_SOURCES = package_sources("analysis/*.py")
+
+
+def results_dirs():
+    return [f"data/results/{suite}" for suite in SUITES]
+
+
+def suite_titles():
+    return " ".join(shlex.quote(SUITE_TITLE[suite]) for suite in SUITES)
 
 
 def run_dir(suite, algo, method, seed):

@@ -17,6 +17,7 @@ rule figure_methods:
         iqm_pdf="figures/{prefix}_{suite}_iqm.pdf",
     params:
         title=lambda w: f"{SUITE_TITLE[w.suite]} ({PRESET.preset} preset)",
+        methods=" ".join(PRESET.methods),
     log:
         "logs/figures/{prefix}_{suite}_methods.log",
     wildcard_constraints:
@@ -24,4 +25,81 @@ rule figure_methods:
     shell:
         "varshare figure --results data/results/{wildcards.suite} --title {params.title:q}"
         " --curves-png {output.curves_png} --curves-pdf {output.curves_pdf}"
-        " --iqm-png {output.iqm_png} --iqm-pdf {output.iqm_pdf} > {log} 2>&1"
+        " --iqm-png {output.iqm_png} --iqm-pdf {output.iqm_pdf} --methods {params.methods} > {log} 2>&1"
+
+
+PORTFOLIO_FIGURES = {
+    # figure: (plot kind, methods, title, caption)
+    "fig3_strategies": ("strategies", PRESET.strategy_methods,
+                        "Evaluation strategies: mean weights vs sample-1 vs sample-5", "fig3_strategies.rst"),
+    "fig4_variants": ("curves", PRESET.variants, "Screening of the VarShare variants", "fig4_variants.rst"),
+    "fig5_top_variants": ("curves", PRESET.top_variants, "Top VarShare variants against the base",
+                          "fig5_top_variants.rst"),
+    "sharing_map": ("sharing-map", [PRESET.sharing_map_method],
+                    f"Where tasks specialise: mean |μ| of {PRESET.sharing_map_method}'s residuals", "sharing_map.rst"),
+}
+PORTFOLIO_FIGURES = {name: spec for name, spec in PORTFOLIO_FIGURES.items() if spec[1]}
+
+
+for _figure, (_kind, _methods, _title, _caption) in PORTFOLIO_FIGURES.items():
+
+    rule:
+        """Fig. 3-5 and the sharing map: one panel per suite, from every suite's results."""
+        name:
+            f"figure_{_figure}"
+        input:
+            results=expand("data/results/{suite}/aggregate.json", suite=SUITES),
+            code=ANALYSIS_SOURCES,
+        output:
+            png=report(f"figures/{_figure}.png", caption=f"../report/{_caption}", category="VarShare portfolio"),
+            pdf=f"figures/{_figure}.pdf",
+        params:
+            kind=_kind,
+            methods=" ".join(_methods),
+            title=f"{_title} ({PRESET.preset} preset)",
+            results=" ".join(results_dirs()),
+            panel_titles=suite_titles(),
+        log:
+            f"logs/figures/{_figure}.log",
+        shell:
+            "varshare plot {params.kind} --results {params.results} --panel-titles {params.panel_titles}"
+            " --methods {params.methods} --title {params.title:q} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+rule prune:
+    """Post-training pruning sweep of one run: zero residual means with |μ| < ε, re-evaluate."""
+    input:
+        done="data/runs/{suite}/{algo}/{method}/seed{seed}/done.json",
+        checkpoint="data/runs/{suite}/{algo}/{method}/seed{seed}/checkpoint.pt",
+        code=TRAIN_SOURCES + package_sources("eval/*.py"),
+    output:
+        "data/results/{suite}/pruning/{algo}_{method}_seed{seed}.csv",
+    params:
+        run=lambda w: run_dir(w.suite, w.algo, w.method, w.seed),
+        eps=" ".join(f"{e:g}" for e in PRESET.pruning.eps),
+        episodes=PRESET.pruning.episodes,
+    log:
+        "logs/prune/{suite}/{algo}_{method}_seed{seed}.log",
+    shell:
+        "varshare prune --run {params.run} --eps {params.eps} --episodes {params.episodes} --out {output} > {log} 2>&1"
+
+
+rule figure_pruning:
+    """Return after pruning against the kept fraction of residual parameters, one panel per suite."""
+    input:
+        expand("data/results/{suite}/pruning/ppo_{method}_seed{seed}.csv", suite=SUITES,
+               method=[PRESET.pruning.method], seed=SEEDS),
+        code=ANALYSIS_SOURCES,
+    output:
+        png=report("figures/pruning.png", caption="../report/pruning.rst", category="VarShare portfolio"),
+        pdf="figures/pruning.pdf",
+    params:
+        results=" ".join(results_dirs()),
+        panel_titles=suite_titles(),
+        title=f"Pruning {PRESET.pruning.method}'s residuals ({PRESET.preset} preset)",
+        method=PRESET.pruning.method,
+    log:
+        "logs/figures/pruning.log",
+    shell:
+        "varshare plot pruning --results {params.results} --panel-titles {params.panel_titles}"
+        " --methods {params.method} --title {params.title:q} --png {output.png} --pdf {output.pdf} > {log} 2>&1"

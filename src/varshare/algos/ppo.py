@@ -390,17 +390,25 @@ class PPO:
 
 
 def evaluate(model: ActorCritic, make_env: Callable[[int], MultiTaskVecEnv], episodes: int,
-             device="cpu") -> EpisodeLog:
-    """Deterministic policy with mean weights (``noise=None``): one episode on each of
-    ``episodes`` copies per task. ``make_env(envs_per_task)`` builds the evaluation env."""
+             device="cpu", strategy: str = "mean", seed: int = 0) -> EpisodeLog:
+    """Deterministic (greedy) policy: one episode on each of ``episodes`` copies per task.
+    ``make_env(envs_per_task)`` builds the evaluation env.
+
+    ``strategy`` chooses the weights (:mod:`varshare.eval.strategies`): ``"mean"`` — the mean
+    weights (``noise=None``); ``"sample-K"`` — K full weight draws per copy, made before the
+    episode and held for all of it, acting greedily on the average of the K action distributions.
+    ``seed`` seeds the weight draws (the env's seed is ``make_env``'s business)."""
+    from varshare.eval.strategies import EvalPolicy
+
     env = make_env(episodes)
     try:
         obs = torch.as_tensor(env.reset(), dtype=torch.float32, device=device)
+        policy = EvalPolicy(model, strategy, episodes, seed=seed, device=device)
         finished = np.zeros((env.num_tasks, episodes), dtype=bool)
         log = EpisodeLog.empty(env.num_tasks)
         with torch.no_grad():
             while not finished.all():
-                action = greedy_actions(model(obs, None))
+                action = policy.act(obs)
                 step = env.step(action.cpu().numpy())
                 newly = step.done & ~finished
                 for m, n in zip(*np.nonzero(newly)):

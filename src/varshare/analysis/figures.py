@@ -159,3 +159,33 @@ def plot_iqm(iqm_df: pd.DataFrame, title: str, out_png: str | Path, out_pdf: str
     ax.grid(axis="x", alpha=0.3)
     save_figure(figure, out_png)
     save_figure(figure, out_pdf)
+
+
+def plot_pruning(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: str | Path,
+                 out_pdf: str | Path) -> None:
+    """Task-averaged return after pruning against the fraction of residual parameters kept.
+
+    Args:
+        panels: ``(panel title, sweep)`` with the rows of ``varshare prune`` (columns run, method,
+            seed, eps, task, metric, value) of one or more runs; the ``task == "all"`` rows
+            ``kept_fraction`` and ``eval_return_mean`` are drawn, one line per seed, each point
+            labelled with its ε.
+    """
+    figure = _new_figure(6.0 * len(panels), 4.2)
+    for index, (panel_title, sweep) in enumerate(panels):
+        ax = figure.add_subplot(1, len(panels), index + 1)
+        rows = sweep[sweep["task"] == "all"].pivot_table(index=["seed", "eps"], columns="metric", values="value")
+        for seed, points in rows.groupby(level="seed"):
+            points = points.sort_index(level="eps")
+            ax.plot(points["kept_fraction"], points["eval_return_mean"], marker="o", label=f"seed {seed}")
+            for (_, eps), point in points.iterrows():
+                ax.annotate(f"ε={eps:g}", (point["kept_fraction"], point["eval_return_mean"]),
+                            fontsize="x-small", xytext=(3, 3), textcoords="offset points")
+        ax.set_xlabel("fraction of residual parameters kept (|μ| ≥ ε)")
+        ax.set_ylabel(RETURN_LABEL)
+        ax.set_title(panel_title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    figure.suptitle(title)
+    save_figure(figure, out_png)
+    save_figure(figure, out_pdf)

@@ -17,6 +17,16 @@ METHOD_COLORS: dict[str, str] = {
     "pcgrad": "#ff7f0e",        # orange
     "cagrad": "#8c564b",        # brown
     "varshare": "#d62728",      # red: the proposed method
+    # VarShare variants: tab20's light hues (none in FALLBACK_COLORS)
+    "varshare_reptile": "#ff9896",
+    "varshare_lora": "#aec7e8",
+    "varshare_trust_region": "#ffbb78",
+    "varshare_horseshoe": "#98df8a",
+    "varshare_shared_noise": "#c5b0d5",
+    "varshare_lrt": "#c49c94",
+    "varshare_adaptive_prior": "#f7b6d2",
+    "varshare_kl_anneal": "#dbdb8d",
+    "varshare_mean_rollout": "#9edae5",
 }
 
 #: Colours for methods outside :data:`METHOD_COLORS`, picked by a stable hash of the name.

@@ -11,11 +11,14 @@ from varshare.nn.layers import (
     VariationalResidualLinear,
     affine,
 )
+from varshare.nn.horseshoe import HorseshoeResidualLinear
+from varshare.nn.lora import VariationalLoRALinear
 from varshare.nn.networks import ActorCritic, LayerFactory, MultiTaskMLP, PolicyOutput
 
 __all__ = [
     "ESTIMATORS",
     "ActorCritic",
+    "HorseshoeResidualLinear",
     "LayerFactory",
     "MultiTaskLinear",
     "MultiTaskMLP",
@@ -24,6 +27,7 @@ __all__ = [
     "PolicyOutput",
     "ResidualLinear",
     "SharedLinear",
+    "VariationalLoRALinear",
     "VariationalResidualLinear",
     "affine",
     "gaussian_kl",

@@ -20,7 +20,9 @@ action. Noise comes in two parts, both dictionaries of tensors:
   ``[M, B, k]``, stored with the transition — Flipout's sign vectors, the local
   reparameterisation's ``ξ``.
 
-``noise=None`` evaluates the mean weights (``θ + μ``).
+``noise=None`` evaluates the mean weights (``θ + μ``). For evaluation, stochastic layers also take
+*weight-sample noise* (:meth:`MultiTaskLinear.weight_sample_noise`): an independent draw of the full
+weights for every example (``[M, B, out, in]``), whatever estimator the layer trains with.
 
 Shared parameters (no task axis) may be replaced, e.g. through ``torch.func.functional_call``, by
 a task-replicated tensor ``[M, *shape]``; the layers then compute with per-task copies, which is
@@ -103,6 +105,35 @@ class MultiTaskLinear(nn.Module):
         unchanged."""
         return {}
 
+    @property
+    def stochastic_weights(self) -> bool:
+        """Whether this layer's weights are random (it draws rollout or per-example noise).
+
+        Detected from :meth:`rollout_noise` / :meth:`example_noise` with a throwaway generator (the
+        run's generators and the global RNG are left alone), so a new stochastic layer is
+        recognised without declaring anything; layers may override it with a constant."""
+        parameter = next(self.parameters(), None)
+        device = parameter.device if parameter is not None else None
+        probe = torch.Generator(device=device or "cpu").manual_seed(0)
+        return bool(self.rollout_noise(probe) or self.example_noise(1, probe))
+
+    def weight_sample_noise(self, batch_size: int, generator: torch.Generator | None) -> Noise:
+        """Noise for one independent draw of the *full* weights per example (evaluation strategies
+        ``sample-k``): passed as ``noise``, example ``b`` of task ``m`` is computed with its own
+        weight sample, for every position in the batch alike. Deterministic layers: none (``{}``);
+        stochastic layers must override this."""
+        if self.stochastic_weights:
+            raise NotImplementedError(
+                f"{type(self).__name__} has random weights but does not implement weight_sample_noise "
+                "(per-example full-weight draws, needed by the sample-k evaluation strategies)")
+        return {}
+
+    def weight_sample_cache(self, noise: Noise) -> Noise:
+        """What a forward pass would derive from :meth:`weight_sample_noise`'s ``noise`` (e.g. the
+        per-example weights), computed once without gradient; passed as ``noise`` instead of it, it
+        gives the same outputs. Only valid while parameters are unchanged. Default: ``noise``."""
+        return noise
+
     def parameter_count_per_task(self) -> tuple[int, int]:
         """``(shared, per_task)``: parameters shared by all tasks and those each task owns."""
         shared = sum(p.numel() for n, p in self.named_parameters() if n in self.shared_parameter_names)
@@ -181,6 +212,7 @@ class VariationalResidualLinear(MultiTaskLinear):
     """
 
     shared_parameter_names = ("theta_weight", "theta_bias")
+    stochastic_weights = True
 
     def __init__(
         self,
@@ -231,6 +263,33 @@ class VariationalResidualLinear(MultiTaskLinear):
             return {"xi": torch.randn((M, batch_size, self.out_features), generator=generator, device=device)}
         return {}
 
+    def weight_sample_noise(self, batch_size: int, generator: torch.Generator | None) -> Noise:
+        """``ε`` of one full weight draw per example: ``sample_eps_weight`` ``[M, B, out, in]`` and
+        ``sample_eps_bias`` ``[M, B, out]`` (standard normal). With it the layer computes example
+        ``b`` of task ``m`` with ``θ + μ_m + σ_m ⊙ ε_{m,b}`` — whatever the training estimator — so
+        the weights of different examples are independent and each is exactly ``N(θ + μ_m, σ_m²)``.
+        Used in evaluation only: it materialises a weight per example (clarity over speed)."""
+        device = self.mu_weight.device
+        M, out, inp = self.mu_weight.shape
+        return {
+            "sample_eps_weight": torch.randn((M, batch_size, out, inp), generator=generator, device=device),
+            "sample_eps_bias": torch.randn((M, batch_size, out), generator=generator, device=device),
+        }
+
+    def sampled_weights(self, noise: Noise) -> tuple[Tensor, Tensor]:
+        """The per-example weights ``[M, B, out, in]`` and biases ``[M, B, out]`` that
+        :meth:`weight_sample_noise`'s ``noise`` selects."""
+        mean_weight = (self.theta_weight + self.mu_weight).unsqueeze(1)
+        mean_bias = (self.theta_bias + self.mu_bias).unsqueeze(1)
+        weight = mean_weight + self.sigma_weight.unsqueeze(1) * noise["sample_eps_weight"]
+        bias = mean_bias + self.sigma_bias.unsqueeze(1) * noise["sample_eps_bias"]
+        return weight, bias
+
+    def weight_sample_cache(self, noise: Noise) -> Noise:
+        with torch.no_grad():
+            weight, bias = self.sampled_weights(noise)
+        return {"sample_weight": weight, "sample_bias": bias}
+
     def derived(self, noise: Noise | None) -> Noise:
         """The tensors the forward pass uses: mean weights ``θ + μ`` and, given rollout noise, the
         weight perturbations ``σ ∘ ε`` (Flipout, shared noise) or variances ``σ²`` (local
@@ -253,6 +312,11 @@ class VariationalResidualLinear(MultiTaskLinear):
             return self.derived(rollout_noise)
 
     def forward(self, x: Tensor, noise: Noise | None = None) -> Tensor:
+        if noise is not None and ("sample_eps_weight" in noise or "sample_weight" in noise):
+            # one full weight draw per example (evaluation), or its cache
+            weight, bias = (noise["sample_weight"], noise["sample_bias"]) if "sample_weight" in noise \
+                else self.sampled_weights(noise)
+            return torch.einsum("mbi,mboi->mbo", x, weight) + bias
         d = self.derived(noise)
         if noise is None:
             return affine(x, d["mean_weight"], d["mean_bias"])

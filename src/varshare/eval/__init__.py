@@ -1,0 +1,1 @@
+"""Post-training evaluation: evaluation strategies of stochastic-weight policies, and pruning."""

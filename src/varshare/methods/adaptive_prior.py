@@ -1,0 +1,79 @@
+"""``varshare_adaptive_prior``: VarShare whose prior std is learned, one ``σ_prior`` per variational
+layer (shared by its tasks, its weights and its bias).
+
+Each layer's prior is ``N(0, σ_p²)`` with ``σ_p = exp(log_σ_p)``; ``log_σ_p`` is a parameter
+initialised at ``log(varshare.sigma_prior)``. The parameters live in the model as the submodule
+``prior_log_sigma`` (an ``nn.ParameterDict`` keyed by the layer's module name with ``.`` → ``_``),
+attached in :meth:`build_model`, so the optimizer (built from ``model.parameters()``), gradient
+clipping and checkpoints see them. The KL is computed with autograd from
+:func:`varshare.nn.gaussian_kl_elements` and a tensor prior, so ``log σ_p`` receives
+``β/N_data · Σ_elements (1 − (σ² + μ²)/σ_p²)`` (minimised at ``σ_p² = mean(σ² + μ²)``: empirical
+Bayes, no hyperprior). Loss = RL + β·Σ_m KL(q_m ‖ N(0, σ_p²)) / N_data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from varshare.methods.base import register
+from varshare.methods.varshare import VarShare
+from varshare.nn import VariationalResidualLinear, gaussian_kl_elements
+
+PRIOR_MODULE = "prior_log_sigma"
+
+
+def prior_key(layer_name: str) -> str:
+    return layer_name.replace(".", "_")
+
+
+@register
+class VarShareAdaptivePrior(VarShare):
+    name = "varshare_adaptive_prior"
+
+    def build_model(self, obs_dim, action_dim, discrete):
+        model = super().build_model(obs_dim, action_dim, discrete)
+        init = math.log(self.config.varshare.sigma_prior)
+        model.add_module(PRIOR_MODULE, nn.ParameterDict({
+            prior_key(name): nn.Parameter(torch.tensor(init))
+            for name, module in model.named_modules() if isinstance(module, VariationalResidualLinear)
+        }))
+        return model
+
+    def layers_with_prior(self, model) -> list[tuple[str, VariationalResidualLinear, Tensor]]:
+        """``(name, layer, σ_prior)`` of every variational layer (``σ_prior`` a scalar tensor with grad)."""
+        priors = getattr(model, PRIOR_MODULE)
+        return [
+            (name, module, priors[prior_key(name)].exp())
+            for name, module in model.named_modules() if isinstance(module, VariationalResidualLinear)
+        ]
+
+    @staticmethod
+    def layer_kl_per_task(layer: VariationalResidualLinear, sigma_prior: Tensor) -> Tensor:
+        """``[M]``: ``KL(q_m ‖ N(0, σ_prior²))`` over the layer's weight and bias residuals."""
+        return (
+            gaussian_kl_elements(layer.mu_weight, layer.sigma_weight, sigma_prior).flatten(1).sum(dim=1)
+            + gaussian_kl_elements(layer.mu_bias, layer.sigma_bias, sigma_prior).flatten(1).sum(dim=1)
+        )
+
+    def extra_loss(self, model, examples_per_task):
+        layers = self.layers_with_prior(model)
+        kl = torch.stack([self.layer_kl_per_task(layer, prior) for _, layer, prior in layers]).sum()
+        return self.config.varshare.beta * kl / examples_per_task, {"kl": kl.item()}
+
+    def task_diagnostics(self, model):
+        stats = super().task_diagnostics(model)
+        with torch.no_grad():
+            for name, layer, prior in self.layers_with_prior(model):
+                stats[f"kl/{name}"] = self.layer_kl_per_task(layer, prior)
+        return stats
+
+    def diagnostics(self, model):
+        """VarShare's, plus each layer's learned ``σ_prior``."""
+        stats = super().diagnostics(model)
+        with torch.no_grad():
+            for name, _, prior in self.layers_with_prior(model):
+                stats[f"sigma_prior/{name}"] = prior.item()
+        return stats
