@@ -142,7 +142,7 @@ def test_repro_push_clone_pull_gives_identical_files_and_snakemake_has_nothing_t
     past = time.time() - 3600
     for i, path in enumerate(reversed(pulled)):
         os.utime(path, (past + i, past + i))
-    assert re.search(r"^train\s+2$", snakemake(clone, env, "-n"), re.MULTILINE)
+    assert re.search(r"^train\s+3$", snakemake(clone, env, "-n"), re.MULTILINE)
 
     snakemake(clone, env, "--touch")
     assert "Nothing to be done" in snakemake(clone, env, "-n")
