@@ -28,7 +28,7 @@ SUITE_TITLE = {"cartpole10": "CartPole-10", "lunarlander20": "LunarLander-20", "
 def package_sources(*parts):
     return sorted(str(p) for part in parts for p in Path("src/varshare").glob(part))
 
-TRAIN_SOURCES = package_sources("algos/*.py", "nn/*.py", "methods/*.py", "envs/*.py", "train.py",
+TRAIN_SOURCES = package_sources("algos/*.py", "nn/*.py", "methods/*.py", "envs/*.py", "eval/*.py", "train.py",
                                 "config.py", "run_io.py", "io.py")
 ANALYSIS_SOURCES = package_sources("analysis/*.py")
 
