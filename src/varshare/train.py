@@ -39,6 +39,7 @@ import yaml
 from varshare.algos.ppo import PPO, evaluate, mean_or_nan
 from varshare.config import ExperimentConfig
 from varshare.envs import TaskSpec, make_vec_env, specs_hash, specs_to_json
+from varshare.eval.strategies import SAMPLE_STRATEGIES, has_stochastic_weights, metric_suffix
 from varshare.io import atomic_output, atomic_write_text
 from varshare.methods import make_method
 from varshare.run_io import MetricsTable, versions_manifest
@@ -100,8 +101,6 @@ class Run:
         for ``all`` (likewise ``_sample5``); the weight draws are seeded from the run's seed and the
         evaluation's index, so reruns and resumed runs log the same numbers. Returns the mean
         strategy's mean return over tasks."""
-        from varshare.eval.strategies import SAMPLE_STRATEGIES, has_stochastic_weights, metric_suffix
-
         agent, specs = self.agent, self.specs
         index = len(self.evaluations)
         eval_seed = derived_seed(self.seed, 1, index)

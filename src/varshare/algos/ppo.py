@@ -35,6 +35,7 @@ from torch.func import functional_call
 
 from varshare.config import ExperimentConfig
 from varshare.envs.base import MultiTaskVecEnv
+from varshare.eval.strategies import EvalPolicy
 from varshare.methods.base import Method
 from varshare.nn import ActorCritic, Noise
 
@@ -398,8 +399,6 @@ def evaluate(model: ActorCritic, make_env: Callable[[int], MultiTaskVecEnv], epi
     weights (``noise=None``); ``"sample-K"`` — K full weight draws per copy, made before the
     episode and held for all of it, acting greedily on the average of the K action distributions.
     ``seed`` seeds the weight draws (the env's seed is ``make_env``'s business)."""
-    from varshare.eval.strategies import EvalPolicy
-
     env = make_env(episodes)
     try:
         obs = torch.as_tensor(env.reset(), dtype=torch.float32, device=device)
