@@ -11,7 +11,7 @@ from varshare.algos.ppo import PPO
 from varshare.config import load_config
 from varshare.envs import build_suite, make_vec_env
 from varshare.methods import make_method
-from varshare.nn import VariationalResidualLinear, gaussian_kl
+from varshare.nn import gaussian_kl
 
 
 def config(method: str):

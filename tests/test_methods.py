@@ -12,16 +12,13 @@ from torch.func import functional_call
 
 from varshare.algos.ppo import PPO
 from varshare.config import METHODS, load_config
-from varshare.envs import build_suite, make_vec_env
 from varshare.methods import REGISTRY, make_method
 from varshare.methods.hard_sharing import MultiHead
 from varshare.nn import ESTIMATORS, ResidualLinear
 
+from helpers import PPO_OVERRIDES, gen, make_ppo, randomise_
+
 OBS_DIM, N_ACTIONS = 4, 2
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def config(method: str, **overrides):
@@ -113,16 +110,6 @@ def per_task_loss(output) -> torch.Tensor:
     return (output.logits.square().sum(-1) + torch.sin(3 * output.value) + output.value.square()).mean(dim=1)
 
 
-def randomise_(model, seed):
-    g = gen(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "rho" in name:
-                p.copy_(torch.rand(p.shape, generator=g) * 1.5 - 1.0)
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.4)
-
-
 @pytest.mark.parametrize("method", ["hard_sharing", "pcgrad", "cagrad", "contextual", "l2_soft", "varshare"])
 def test_replica_gradients_equal_separate_per_task_backward_passes(method):
     M = 4
@@ -130,7 +117,7 @@ def test_replica_gradients_equal_separate_per_task_backward_passes(method):
     m_obj = make_method(method, cfg, M, 0)
     torch.manual_seed(0)
     model = m_obj.build_model(OBS_DIM, N_ACTIONS, True).double()
-    randomise_(model, 1)
+    randomise_(model, 1, scale=0.4)
     obs = torch.randn(M, 6, OBS_DIM, generator=gen(2), dtype=torch.float64)
     g = gen(3)
     noise = {**model.rollout_noise(g), **model.example_noise(6, g)} or None
@@ -208,22 +195,6 @@ def test_apply_combined_gradients_places_the_combined_direction_on_each_shared_p
 
 # ------------------------------------------------------------------------------------------
 # 3. One PPO iteration of every method: the first minibatch replays the rollout exactly
-
-PPO_OVERRIDES = {
-    "envs_per_task": 2,
-    "ppo.num_steps": 8,
-    "ppo.num_minibatches": 2,
-    "network.hidden_sizes": [32, 32],
-    "total_steps_per_task": 160,
-}
-
-
-def make_ppo(method_name: str, seed: int = 0, method=None, **overrides) -> PPO:
-    cfg = config(method_name, **{**PPO_OVERRIDES, **overrides})
-    env = make_vec_env(build_suite("cartpole10")[:3], envs_per_task=2, seed=seed)
-    method = method or make_method(method_name, cfg, env.num_tasks, seed)
-    return PPO(cfg, method, env, seed=seed)
-
 
 @pytest.mark.parametrize(
     "method,estimator",

@@ -14,6 +14,7 @@ from torch.func import functional_call
 
 from varshare.config import METHODS, load_config
 from varshare.methods import make_method
+from helpers import full_noise, gen, randomise_
 from varshare.nn import (
     ESTIMATORS,
     ActorCritic,
@@ -27,10 +28,6 @@ OBS_DIM, N_ACTIONS, M = 4, 2, 3
 Z = 5.0  # tolerance in standard errors for Monte Carlo comparisons
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def config(method: str, **overrides):
     base = {"suite": "cartpole10", "methods": [method], "seeds": [0], "total_steps_per_task": 1000}
     return load_config(base, {"network.hidden_sizes": [16, 16], **overrides})
@@ -39,21 +36,6 @@ def config(method: str, **overrides):
 def build(method: str, num_tasks: int = M, seed: int = 0, **overrides) -> ActorCritic:
     torch.manual_seed(seed)
     return make_method(method, config(method, **overrides), num_tasks, seed).build_model(OBS_DIM, N_ACTIONS, True)
-
-
-def randomise_(model: torch.nn.Module, seed: int) -> None:
-    """Give every parameter random, non-trivial values (ρ in [-1, 0.5] so σ ∈ [0.3, 1])."""
-    g = gen(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "rho" in name:
-                p.copy_(torch.rand(p.shape, generator=g, dtype=p.dtype) * 1.5 - 1.0)
-            else:
-                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
-
-
-def full_noise(model, batch: int, g: torch.Generator) -> dict:
-    return {**model.rollout_noise(g), **model.example_noise(batch, g)}
 
 
 # ------------------------------------------------------------------------------------------

@@ -10,12 +10,11 @@ import pytest
 import torch
 from torch.distributions import LogNormal, Normal, kl_divergence
 
-from varshare.algos.ppo import PPO
 from varshare.config import ConfigError, load_config
-from varshare.envs import build_suite, make_vec_env
 from varshare.methods import make_method
 from varshare.methods.reptile import reptile_recenter_, reptile_shift_
 from varshare.methods.varshare_variants import kl_anneal_factor
+from helpers import full_noise, gen, make_ppo, randomise_
 from varshare.nn import (
     HorseshoeResidualLinear,
     VariationalLoRALinear,
@@ -34,10 +33,6 @@ VARIANTS = (
 )
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def config(method: str, **overrides):
     base = {"suite": "cartpole10", "methods": [method], "seeds": [0], "total_steps_per_task": 1000}
     return load_config(base, {"network.hidden_sizes": [16, 16], **overrides})
@@ -48,21 +43,6 @@ def build(method: str, num_tasks: int = M, seed: int = 0, **overrides):
     torch.manual_seed(seed)
     method_obj = make_method(method, config(method, **overrides), num_tasks, seed)
     return method_obj, method_obj.build_model(OBS_DIM, N_ACTIONS, True).double()
-
-
-def randomise_(model: torch.nn.Module, seed: int) -> None:
-    """Random, non-trivial values for every parameter (ρ in [-1, 0.5], so σ ∈ [0.3, 1])."""
-    g = gen(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "rho" in name:
-                p.copy_(torch.rand(p.shape, generator=g, dtype=p.dtype) * 1.5 - 1.0)
-            else:
-                p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
-
-
-def full_noise(model, batch: int, g: torch.Generator) -> dict:
-    return {**model.rollout_noise(g), **model.example_noise(batch, g)}
 
 
 def outputs(model, obs, noise) -> torch.Tensor:
@@ -474,22 +454,6 @@ def test_mean_rollout_acts_with_mean_weights_and_updates_with_noise():
 
 # ------------------------------------------------------------------------------------------
 # Two PPO iterations of every variant: the first minibatch replays the rollout exactly
-
-PPO_OVERRIDES = {
-    "envs_per_task": 2,
-    "ppo.num_steps": 8,
-    "ppo.num_minibatches": 2,
-    "network.hidden_sizes": [32, 32],
-    "total_steps_per_task": 160,
-}
-
-
-def make_ppo(method_name: str, seed: int = 0, **overrides) -> PPO:
-    cfg = load_config({"suite": "cartpole10", "methods": [method_name], "seeds": [0], "total_steps_per_task": 1000},
-                      {**PPO_OVERRIDES, **overrides})
-    env = make_vec_env(build_suite("cartpole10")[:3], envs_per_task=2, seed=seed)
-    return PPO(cfg, make_method(method_name, cfg, env.num_tasks, seed), env, seed=seed)
-
 
 @pytest.mark.parametrize("method", [v for v in VARIANTS if v != "varshare_mean_rollout"])
 def test_two_ppo_iterations_replay_the_rollout_exactly(method):
