@@ -5,8 +5,8 @@ Each layer's prior is ``N(0, σ_p²)`` with ``σ_p = exp(log_σ_p)``; ``log_σ_p
 initialised at ``log(varshare.sigma_prior)``. The parameters live in the model as the submodule
 ``prior_log_sigma`` (an ``nn.ParameterDict`` keyed by the layer's module name with ``.`` → ``_``),
 attached in :meth:`build_model`, so the optimizer (built from ``model.parameters()``), gradient
-clipping and checkpoints see them. The KL is computed with autograd from
-:func:`varshare.nn.gaussian_kl_elements` and a tensor prior, so ``log σ_p`` receives
+clipping and checkpoints see them. The KL is computed with autograd
+(``VariationalResidualLinear.kl_per_task`` given a tensor prior), so ``log σ_p`` receives
 ``β/N_data · Σ_elements (1 − (σ² + μ²)/σ_p²)`` (minimised at ``σ_p² = mean(σ² + μ²)``: empirical
 Bayes, no hyperprior). Loss = RL + β·Σ_m KL(q_m ‖ N(0, σ_p²)) / N_data.
 """
@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
-from varshare.nn import VariationalResidualLinear, gaussian_kl_elements
+from varshare.nn import VariationalResidualLinear
 
 PRIOR_MODULE = "prior_log_sigma"
 
@@ -50,24 +50,16 @@ class VarShareAdaptivePrior(VarShare):
             for name, module in model.named_modules() if isinstance(module, VariationalResidualLinear)
         ]
 
-    @staticmethod
-    def layer_kl_per_task(layer: VariationalResidualLinear, sigma_prior: Tensor) -> Tensor:
-        """``[M]``: ``KL(q_m ‖ N(0, σ_prior²))`` over the layer's weight and bias residuals."""
-        return (
-            gaussian_kl_elements(layer.mu_weight, layer.sigma_weight, sigma_prior).flatten(1).sum(dim=1)
-            + gaussian_kl_elements(layer.mu_bias, layer.sigma_bias, sigma_prior).flatten(1).sum(dim=1)
-        )
-
     def extra_loss(self, model, examples_per_task):
         layers = self.layers_with_prior(model)
-        kl = torch.stack([self.layer_kl_per_task(layer, prior) for _, layer, prior in layers]).sum()
+        kl = torch.stack([layer.kl_per_task(prior) for _, layer, prior in layers]).sum()
         return self.config.varshare.beta * kl / examples_per_task, {"kl": kl.item()}
 
     def task_diagnostics(self, model):
         stats = super().task_diagnostics(model)
         with torch.no_grad():
             for name, layer, prior in self.layers_with_prior(model):
-                stats[f"kl/{name}"] = self.layer_kl_per_task(layer, prior)
+                stats[f"kl/{name}"] = layer.kl_per_task(prior)
         return stats
 
     def diagnostics(self, model):

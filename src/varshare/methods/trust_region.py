@@ -21,15 +21,7 @@ from torch import Tensor
 
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
-
-
-def diagonal_gaussian_kl(mu: Tensor, sigma: Tensor, mu_old: Tensor, sigma_old: Tensor) -> Tensor:
-    """Element-wise ``KL(N(mu, sigma²) ‖ N(mu_old, sigma_old²))`` (nats)."""
-    return (
-        torch.log(sigma_old) - torch.log(sigma)
-        + (sigma.square() + (mu - mu_old).square()) / (2 * sigma_old.square())
-        - 0.5
-    )
+from varshare.nn import diagonal_gaussian_kl_elements
 
 
 def posterior_tensors(layer) -> list[tuple[Tensor, Tensor]]:
@@ -60,7 +52,7 @@ class VarShareTrustRegion(VarShare):
         total = 0
         for layer, old in zip(self.variational_layers(model), self.snapshot, strict=True):
             for (mu, sigma), (mu_old, sigma_old) in zip(posterior_tensors(layer), old, strict=True):
-                total = total + diagonal_gaussian_kl(mu, sigma, mu_old, sigma_old).flatten(1).sum(dim=1)
+                total = total + diagonal_gaussian_kl_elements(mu, sigma, mu_old, sigma_old).flatten(1).sum(dim=1)
         return total
 
     def extra_loss(self, model, examples_per_task):

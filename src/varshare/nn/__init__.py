@@ -1,6 +1,11 @@
 """Multi-task layers and networks: one batched forward pass serves all tasks."""
 
-from varshare.nn.kl import gaussian_kl, gaussian_kl_elements, softplus_gaussian_kl_per_task
+from varshare.nn.kl import (
+    diagonal_gaussian_kl_elements,
+    gaussian_kl,
+    gaussian_kl_elements,
+    softplus_gaussian_kl_per_task,
+)
 from varshare.nn.layers import (
     ESTIMATORS,
     MultiTaskLinear,
@@ -30,6 +35,7 @@ __all__ = [
     "VariationalLoRALinear",
     "VariationalResidualLinear",
     "affine",
+    "diagonal_gaussian_kl_elements",
     "gaussian_kl",
     "gaussian_kl_elements",
     "softplus_gaussian_kl_per_task",

@@ -5,17 +5,25 @@ from __future__ import annotations
 import torch
 
 
+def diagonal_gaussian_kl_elements(
+    mu: torch.Tensor, sigma: torch.Tensor, mu_other: float | torch.Tensor, sigma_other: float | torch.Tensor
+) -> torch.Tensor:
+    """Element-wise ``KL(N(mu, sigma²) ‖ N(mu_other, sigma_other²))``, same shape as ``mu`` (nats):
+    ``log(sigma_other / sigma) + (sigma² + (mu − mu_other)²) / (2 sigma_other²) − 1/2``."""
+    sigma_other = torch.as_tensor(sigma_other, dtype=mu.dtype, device=mu.device)
+    return (
+        torch.log(sigma_other) - torch.log(sigma)
+        + (sigma.square() + (mu - mu_other).square()) / (2 * sigma_other.square())
+        - 0.5
+    )
+
+
 def gaussian_kl_elements(
     mu: torch.Tensor, sigma: torch.Tensor, sigma_prior: float | torch.Tensor
 ) -> torch.Tensor:
     """Element-wise ``KL(N(mu, sigma²) ‖ N(0, sigma_prior²))``, same shape as ``mu`` (nats):
     ``log(sigma_prior / sigma) + (sigma² + mu²) / (2 sigma_prior²) − 1/2``."""
-    sigma_prior = torch.as_tensor(sigma_prior, dtype=mu.dtype, device=mu.device)
-    return (
-        torch.log(sigma_prior) - torch.log(sigma)
-        + (sigma.square() + mu.square()) / (2 * sigma_prior.square())
-        - 0.5
-    )
+    return diagonal_gaussian_kl_elements(mu, sigma, 0.0, sigma_prior)
 
 
 def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, sigma_prior: float | torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from varshare.nn.kl import softplus_gaussian_kl_per_task
+from varshare.nn.kl import gaussian_kl_elements, softplus_gaussian_kl_per_task
 
 Noise = dict[str, Tensor]
 Estimator = Literal["flipout", "shared_noise", "local_reparam"]
@@ -329,7 +329,13 @@ class VariationalResidualLinear(MultiTaskLinear):
         variance = torch.baddbmm(d["var_bias"].unsqueeze(-2), x.square(), d["var_weight"].transpose(-1, -2))
         return mean_out + torch.sqrt(variance + 1e-8) * d["xi"]
 
-    def kl_per_task(self, sigma_prior: float) -> Tensor:
-        """``KL(q_m ‖ N(0, σ_prior² I))`` of this layer's residual, weights and biases: ``[M]``."""
+    def kl_per_task(self, sigma_prior: float | Tensor) -> Tensor:
+        """``KL(q_m ‖ N(0, σ_prior² I))`` of this layer's residual, weights and biases: ``[M]``.
+
+        A float prior uses the fused closed-form op; a tensor prior (e.g. a learned one) goes
+        through autograd so that it receives gradients too."""
+        if torch.is_tensor(sigma_prior):
+            return (gaussian_kl_elements(self.mu_weight, self.sigma_weight, sigma_prior).flatten(1).sum(dim=1)
+                    + gaussian_kl_elements(self.mu_bias, self.sigma_bias, sigma_prior).flatten(1).sum(dim=1))
         return softplus_gaussian_kl_per_task(self.mu_weight, self.rho_weight, sigma_prior) + \
             softplus_gaussian_kl_per_task(self.mu_bias, self.rho_bias, sigma_prior)
