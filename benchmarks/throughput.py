@@ -44,9 +44,10 @@ def main() -> None:
     methods = ["hard_sharing"] + [m for m in args.methods if m != "hard_sharing"]
     results = {m: env_steps_per_second(args.config, m, args.iterations, overrides) for m in methods}
     base = results["hard_sharing"]
-XX
+    width = max(len(m) for m in ["method", *results])
+    print(f"{'method':<{width}} {'env-steps/s':>12} {'time/step vs hard_sharing':>27}")
     for method, sps in results.items():
-        print(f"{method:<16} {sps:>12,.0f} {base / sps:>26.2f}x")
+        print(f"{method:<{width}} {sps:>12,.0f} {base / sps:>26.2f}x")
 
 
 if __name__ == "__main__":

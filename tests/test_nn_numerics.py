@@ -1,9 +1,12 @@
-"""Numerical kernels used in training (fused KL, activation) equal their reference definitions."""
+"""Numerical kernels used in training (fused KL, fused Flipout, activation) equal their reference
+definitions."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from varshare.nn import gaussian_kl, softplus_gaussian_kl_per_task
+from varshare.nn.flipout import flipout_linear
 
 
 def test_fused_kl_matches_closed_form_and_torch_distributions():
@@ -42,3 +45,54 @@ def test_tanh_activation_equals_torch_tanh_in_value_and_gradient():
     assert torch.autograd.gradcheck(tanh, (torch.randn(7, 3, dtype=torch.float64, requires_grad=True),))
     x32 = torch.linspace(-12, 12, 20001)
     assert (tanh(x32) - torch.tanh(x32)).abs().max() < 5e-7
+
+
+def _flipout_by_autograd(x, theta_w, theta_b, mu_w, mu_b, rho_w, rho_b, eps_w, eps_b, sign_in, sign_out):
+    """SCIENCE.md's Flipout formula written with plain autograd ops."""
+    mean_w, mean_b = theta_w + mu_w, theta_b + mu_b
+    delta_w, delta_b = F.softplus(rho_w) * eps_w, F.softplus(rho_b) * eps_b
+    mean_out = torch.einsum("mbi,moi->mbo", x, mean_w.expand_as(mu_w)) + mean_b.unsqueeze(1)
+    perturbation = torch.einsum("mbi,moi->mbo", x * sign_in, delta_w) + delta_b.unsqueeze(1)
+    return mean_out + perturbation * sign_out
+
+
+@pytest.mark.parametrize("replicated_theta", [False, True])
+def test_fused_flipout_values_and_gradients_are_exact(replicated_theta):
+    g = torch.Generator().manual_seed(3)
+    M, B, n_in, n_out = 3, 5, 4, 2
+
+    def randn(*shape, scale=1.0):
+        return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).requires_grad_()
+
+    def signs(*shape):
+        return torch.randint(0, 2, shape, generator=g).double() * 2 - 1
+
+    theta_w = randn(M, n_out, n_in) if replicated_theta else randn(n_out, n_in)
+    theta_b = randn(M, n_out) if replicated_theta else randn(n_out)
+    inputs = (randn(M, B, n_in), theta_w, theta_b, randn(M, n_out, n_in), randn(M, n_out),
+              randn(M, n_out, n_in), randn(M, n_out),
+              torch.randn(M, n_out, n_in, generator=g, dtype=torch.float64),
+              torch.randn(M, n_out, generator=g, dtype=torch.float64),
+              signs(M, B, n_in), signs(M, B, n_out))
+    torch.testing.assert_close(flipout_linear(*inputs), _flipout_by_autograd(*inputs), rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(flipout_linear, inputs)
+    upstream = torch.randn(M, B, n_out, generator=g, dtype=torch.float64)
+    differentiable = [t for t in inputs if t.requires_grad]
+    fused = torch.autograd.grad((flipout_linear(*inputs) * upstream).sum(), differentiable)
+    reference = torch.autograd.grad((_flipout_by_autograd(*inputs) * upstream).sum(), differentiable)
+    for ours, theirs in zip(fused, reference):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+
+
+def test_rademacher_signs_are_balanced_independent_and_reproducible():
+    from varshare.nn.layers import rademacher
+
+    n = 40_000
+    signs = rademacher((n, 100), torch.Generator().manual_seed(0), "cpu")  # two words per row
+    assert signs.dtype == torch.float32 and set(signs.unique().tolist()) == {-1.0, 1.0}
+    five_sigma = 5 / n**0.5
+    assert signs.mean(dim=0).abs().max() < five_sigma  # every bit position is a fair coin
+    correlation = (signs.T @ signs) / n - torch.eye(100)
+    assert correlation.abs().max() < five_sigma  # no two positions (same word or not) correlate
+    again = rademacher((n, 100), torch.Generator().manual_seed(0), "cpu")
+    assert torch.equal(signs, again)

@@ -62,8 +62,9 @@ class MultiTaskMLP(nn.Module):
         if self.task_embedding is not None:
             embedding = F.normalize(self.task_embedding, dim=-1)
             x = torch.cat([x, embedding.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
+        per_layer = _split_noise(noise)
         for index, layer in enumerate(self.layers):
-            x = layer(x, _sub_noise(noise, f"{index}."))
+            x = layer(x, None if per_layer is None else per_layer.get(str(index), {}))
             if index < len(self.layers) - 1:
                 x = self.activation(x)
         return x
@@ -148,8 +149,9 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: Tensor, noise: Noise | None = None) -> PolicyOutput:
         """``obs`` ``[M, B, obs_dim]`` → :class:`PolicyOutput`; ``noise=None`` uses mean weights."""
-        logits = self.actor(obs, _sub_noise(noise, "actor."))
-        value = self.critic(obs, _sub_noise(noise, "critic.")).squeeze(-1)
+        parts = _split_noise(noise)
+        logits = self.actor(obs, None if parts is None else parts.get("actor", {}))
+        value = self.critic(obs, None if parts is None else parts.get("critic", {})).squeeze(-1)
         log_std = None
         if self.log_std is not None:
             log_std = self.log_std.unsqueeze(1).expand_as(logits)
@@ -196,6 +198,18 @@ def _sub_noise(noise: Noise | None, prefix: str) -> Noise | None:
     if noise is None:
         return None
     return {key[len(prefix):]: value for key, value in noise.items() if key.startswith(prefix)}
+
+
+def _split_noise(noise: Noise | None) -> dict[str, Noise] | None:
+    """``noise`` grouped by the first component of its keys, with that component removed:
+    ``{"actor.0.eps": t}`` → ``{"actor": {"0.eps": t}}`` (one pass; None if no noise)."""
+    if noise is None:
+        return None
+    groups: dict[str, Noise] = {}
+    for key, value in noise.items():
+        head, _, rest = key.partition(".")
+        groups.setdefault(head, {})[rest] = value
+    return groups
 
 
 def _prefixed(parts) -> Noise:
