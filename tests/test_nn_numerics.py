@@ -96,3 +96,22 @@ def test_rademacher_signs_are_balanced_independent_and_reproducible():
     assert correlation.abs().max() < five_sigma  # no two positions (same word or not) correlate
     again = rademacher((n, 100), torch.Generator().manual_seed(0), "cpu")
     assert torch.equal(signs, again)
+
+
+def test_fused_kl_with_tensor_prior_matches_torch_distributions_and_its_gradients_are_exact():
+    g = torch.Generator().manual_seed(4)
+    mu = torch.randn(3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    rho = (torch.randn(3, 4, 5, generator=g, dtype=torch.float64) - 1).requires_grad_()
+    mu_prior = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
+    sigma_prior = (torch.rand(3, 4, 5, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
+    reference = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu, F.softplus(rho)), torch.distributions.Normal(mu_prior, sigma_prior)
+    ).sum(dim=(1, 2))
+    torch.testing.assert_close(softplus_gaussian_kl_per_task(mu, rho, sigma_prior, mu_prior), reference)
+    assert torch.autograd.gradcheck(
+        lambda a, b, s: softplus_gaussian_kl_per_task(a, b, s, mu_prior), (mu, rho, sigma_prior))
+    scalar_prior = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)  # broadcast: grad summed
+    assert torch.autograd.gradcheck(lambda a, b, s: softplus_gaussian_kl_per_task(a, b, s), (mu, rho, scalar_prior))
+    # a posterior equal to its prior has exactly zero KL (the trust region relies on it)
+    sigma = F.softplus(rho.detach())
+    assert torch.count_nonzero(softplus_gaussian_kl_per_task(mu.detach(), rho.detach(), sigma, mu.detach())) == 0

@@ -5,9 +5,9 @@ Each layer's prior is ``N(0, σ_p²)`` with ``σ_p = exp(log_σ_p)``; ``log_σ_p
 initialised at ``log(varshare.sigma_prior)``. The parameters live in the model as the submodule
 ``prior_log_sigma`` (an ``nn.ParameterDict`` keyed by the layer's module name with ``.`` → ``_``),
 attached in :meth:`build_model`, so the optimizer (built from ``model.parameters()``), gradient
-clipping and checkpoints see them. The KL is computed with autograd
-(``VariationalResidualLinear.kl_per_task`` given a tensor prior), so ``log σ_p`` receives
-``β/N_data · Σ_elements (1 − (σ² + μ²)/σ_p²)`` (minimised at ``σ_p² = mean(σ² + μ²)``: empirical
+clipping and checkpoints see them. The KL (``VariationalResidualLinear.kl_per_task`` given a tensor
+prior: the fused op, which also returns the prior's gradient) gives ``log σ_p``
+the gradient ``β/N_data · Σ_elements (1 − (σ² + μ²)/σ_p²)`` (minimised at ``σ_p² = mean(σ² + μ²)``: empirical
 Bayes, no hyperprior). Loss = RL + β·Σ_m KL(q_m ‖ N(0, σ_p²)) / N_data.
 """
 
@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
 from varshare.nn import VariationalResidualLinear
+from varshare.nn.layers import residual_kl_per_task
 
 PRIOR_MODULE = "prior_log_sigma"
 
@@ -52,7 +53,10 @@ class VarShareAdaptivePrior(VarShare):
 
     def extra_loss(self, model, examples_per_task):
         layers = self.layers_with_prior(model)
-        kl = torch.stack([layer.kl_per_task(prior) for _, layer, prior in layers]).sum()
+        sigma_prior = torch.cat([  # [P]: each layer's σ_p repeated over its posterior elements
+            prior.expand(mu[0].numel()) for _, layer, prior in layers for mu, _ in layer.posterior_parameters()
+        ])
+        kl = residual_kl_per_task([layer for _, layer, _ in layers], sigma_prior).sum()
         return self.config.varshare.beta * kl / examples_per_task, {"kl": kl.item()}
 
     def task_diagnostics(self, model):

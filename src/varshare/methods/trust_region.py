@@ -17,16 +17,13 @@ over tasks). Config: ``trust_region.coef``. Before the first snapshot the term i
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
-from varshare.nn import diagonal_gaussian_kl_elements
-
-
-def posterior_tensors(layer) -> list[tuple[Tensor, Tensor]]:
-    """``[(μ, σ), ...]`` of a variational residual layer: weight and bias, task axis first."""
-    return [(layer.mu_weight, layer.sigma_weight), (layer.mu_bias, layer.sigma_bias)]
+from varshare.nn import softplus_gaussian_kl_per_task
+from varshare.nn.layers import flat_posterior
 
 
 @register
@@ -35,25 +32,22 @@ class VarShareTrustRegion(VarShare):
 
     def __init__(self, config, num_tasks, seed):
         super().__init__(config, num_tasks, seed)
-        #: per variational layer, ``[(μ_old, σ_old), ...]`` from the last :meth:`begin_update`
-        self.snapshot: list[list[tuple[Tensor, Tensor]]] | None = None
+        #: ``(μ_old, σ_old)``, each ``[M, P]`` (all residuals, :func:`flat_posterior`'s order), from
+        #: the last :meth:`begin_update`
+        self.snapshot: tuple[Tensor, Tensor] | None = None
 
     def begin_update(self, model, progress):
         with torch.no_grad():
-            self.snapshot = [
-                [(mu.detach().clone(), sigma.detach().clone()) for mu, sigma in posterior_tensors(layer)]
-                for layer in self.variational_layers(model)
-            ]
+            mu, rho = flat_posterior(self.variational_layers(model))
+            self.snapshot = (mu.clone(), F.softplus(rho))
 
     def trust_region_kl_per_task(self, model) -> Tensor:
         """``[M]``: ``Σ_layers KL(q_m ‖ q_m^old)`` against the last snapshot."""
         if self.snapshot is None:
             raise RuntimeError("no snapshot: begin_update has not been called")
-        total = 0
-        for layer, old in zip(self.variational_layers(model), self.snapshot, strict=True):
-            for (mu, sigma), (mu_old, sigma_old) in zip(posterior_tensors(layer), old, strict=True):
-                total = total + diagonal_gaussian_kl_elements(mu, sigma, mu_old, sigma_old).flatten(1).sum(dim=1)
-        return total
+        mu_old, sigma_old = self.snapshot
+        mu, rho = flat_posterior(self.variational_layers(model))
+        return softplus_gaussian_kl_per_task(mu, rho, sigma_old, mu_prior=mu_old)
 
     def extra_loss(self, model, examples_per_task):
         loss, stats = super().extra_loss(model, examples_per_task)

@@ -9,6 +9,7 @@ import torch
 
 from varshare.methods.base import Method, register
 from varshare.nn import VariationalResidualLinear
+from varshare.nn.layers import residual_kl_per_task
 
 
 @register
@@ -27,10 +28,7 @@ class VarShare(Method):
 
     def extra_loss(self, model, examples_per_task):
         options = self.config.varshare
-        kl_per_task = torch.stack(
-            [layer.kl_per_task(options.sigma_prior) for layer in self.variational_layers(model)]
-        ).sum(dim=0)
-        kl = kl_per_task.sum()
+        kl = residual_kl_per_task(self.variational_layers(model), options.sigma_prior).sum()
         return options.beta * kl / examples_per_task, {"kl": kl.item()}
 
     def task_diagnostics(self, model):

@@ -40,36 +40,62 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, sigma_prior: float | torc
 
 
 class _SoftplusGaussianKL(torch.autograd.Function):
-    """Per-task KL of ``N(mu, softplus(rho)²)`` from ``N(0, sigma_prior²)`` with a closed-form backward
+    """Per-task ``KL(N(mu, softplus(rho)²) ‖ N(mu_prior, sigma_prior²))`` with a closed-form backward
     (a few fused element-wise passes instead of autograd's chain of nodes):
-    ``KL_m = Σ [(σ² + μ²) / (2 σ_prior²) − log σ] + n·(log σ_prior − 1/2)`` over task m's ``n`` elements."""
+    ``KL_m = Σ [(σ² + (μ − μ_p)²) / (2 σ_p²) − log σ + log σ_p] − n/2`` over task m's ``n`` elements."""
 
     @staticmethod
-    def forward(ctx, mu: torch.Tensor, rho: torch.Tensor, sigma_prior: float) -> torch.Tensor:
+    def forward(ctx, mu, rho, sigma_prior, mu_prior):
         sigma = torch.nn.functional.softplus(rho)
-        ctx.save_for_backward(mu, rho, sigma)
-        ctx.sigma_prior = sigma_prior
-        quadratic = torch.addcmul(sigma * sigma, mu, mu).mul_(0.5 / sigma_prior**2).sub_(torch.log(sigma))
-        per_task = quadratic.reshape(quadratic.shape[0], -1).sum(dim=1)
-        return per_task.add_(mu[0].numel() * (math.log(sigma_prior) - 0.5))
+        diff = mu if mu_prior is None else mu - mu_prior
+        scalar_prior = not torch.is_tensor(sigma_prior)
+        inv_var = 1.0 / sigma_prior**2
+        if scalar_prior:
+            half_quadratic = torch.addcmul(sigma * sigma, diff, diff).mul_(0.5 * inv_var)
+            per_element = half_quadratic - torch.log(sigma)
+            constant = math.log(sigma_prior) - 0.5
+        else:  # ordered so that q = prior gives exactly 0: σ²/(2σ²) = ½ and log σ − log σ = 0
+            half_quadratic = torch.addcmul(sigma * sigma, diff, diff).div_(2 * sigma_prior**2)
+            per_element = (half_quadratic - 0.5).add_(torch.log(sigma_prior) - torch.log(sigma))
+            constant = 0.0
+        per_task = per_element.reshape(per_element.shape[0], -1).sum(dim=1)
+        ctx.scalar_prior = scalar_prior
+        ctx.save_for_backward(diff, rho, sigma, half_quadratic,
+                              *(() if scalar_prior else (sigma_prior,)))
+        ctx.inv_var = inv_var
+        return per_task.add_(mu[0].numel() * constant)
 
     @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        mu, rho, sigma = ctx.saved_tensors
-        prior_var = ctx.sigma_prior**2
-        scale = grad_output.view(-1, *([1] * (mu.dim() - 1)))
-        grad_mu = mu * (scale / prior_var)
-        grad_rho = (sigma / prior_var).sub_(sigma.reciprocal()).mul_(torch.sigmoid(rho)).mul_(scale)
-        return grad_mu, grad_rho, None
+    def backward(ctx, grad_output):
+        diff, rho, sigma, half_quadratic, *prior = ctx.saved_tensors
+        scale = grad_output.view(-1, *([1] * (diff.dim() - 1)))
+        inv_var = ctx.inv_var
+        grad_mu = diff * (scale * inv_var)
+        grad_rho = (sigma * inv_var).sub_(sigma.reciprocal()).mul_(torch.sigmoid(rho)).mul_(scale)
+        grad_sigma_prior = None
+        if ctx.needs_input_grad[2]:
+            (sigma_prior,) = prior
+            per_element = (1.0 - 2.0 * half_quadratic).div_(sigma_prior).mul_(scale)
+            grad_sigma_prior = per_element.sum_to_size(sigma_prior.shape)
+        return grad_mu, grad_rho, grad_sigma_prior, None
 
 
-def softplus_gaussian_kl_per_task(mu: torch.Tensor, rho: torch.Tensor, sigma_prior: float) -> torch.Tensor:
-    """``[M]``: ``KL(N(mu_m, softplus(rho_m)²) ‖ N(0, sigma_prior²))`` summed over each task's elements.
+def softplus_gaussian_kl_per_task(mu: torch.Tensor, rho: torch.Tensor, sigma_prior: float | torch.Tensor,
+                                  mu_prior: torch.Tensor | None = None) -> torch.Tensor:
+    """``[M]``: ``KL(N(mu_m, softplus(rho_m)²) ‖ N(mu_prior, sigma_prior²))`` summed over each task's
+    elements, with a fused closed-form backward.
 
     Args:
         mu, rho: ``[M, ...]`` posterior means and pre-softplus scales (task axis first).
-        sigma_prior: prior standard deviation (a fixed float).
+        sigma_prior: prior standard deviation: a float, or a tensor broadcastable to ``mu`` (e.g. a
+            learned scalar — it then receives its gradient — or a snapshot of old posterior stds).
+        mu_prior: prior means (same shape as ``mu``, treated as constants), or None for 0.
 
-    Gradients: ``∂/∂mu = mu / sigma_prior²``, ``∂/∂rho = (σ / sigma_prior² − 1/σ) · sigmoid(rho)``.
+    Gradients: ``∂/∂mu = (mu − mu_prior) / σ_p²``, ``∂/∂rho = (σ / σ_p² − 1/σ) · sigmoid(rho)``,
+    ``∂/∂σ_p = 1/σ_p − (σ² + (mu − mu_prior)²) / σ_p³`` (summed to ``sigma_prior``'s shape).
     """
-    return _SoftplusGaussianKL.apply(mu, rho, float(sigma_prior))
+    if mu_prior is not None and mu_prior.requires_grad:
+        raise ValueError("mu_prior is treated as a constant; pass a detached tensor")
+    if not torch.is_tensor(sigma_prior):
+        sigma_prior = float(sigma_prior)
+    return _SoftplusGaussianKL.apply(mu, rho, sigma_prior, mu_prior)

@@ -124,10 +124,13 @@ class VariationalLoRALinear(MultiTaskLinear):
         A, B = self.factors(noise)
         return torch.bmm(B, A)
 
+    def posterior_parameters(self) -> list[tuple[Tensor, Tensor]]:
+        """``[(μ_A, ρ_A), (μ_B, ρ_B)]``: the factors' Gaussian posteriors, task axis first."""
+        return [(self.mu_A, self.rho_A), (self.mu_B, self.rho_B)]
+
     def kl_per_task(self, sigma_prior: float) -> Tensor:
         """``KL(q(A_m) ‖ N(0, σ_prior²)) + KL(q(B_m) ‖ N(0, σ_prior²))`` per task: ``[M]``."""
-        return softplus_gaussian_kl_per_task(self.mu_A, self.rho_A, sigma_prior) + \
-            softplus_gaussian_kl_per_task(self.mu_B, self.rho_B, sigma_prior)
+        return sum(softplus_gaussian_kl_per_task(mu, rho, sigma_prior) for mu, rho in self.posterior_parameters())
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, rank={self.rank}"
