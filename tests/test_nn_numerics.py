@@ -115,3 +115,16 @@ def test_fused_kl_with_tensor_prior_matches_torch_distributions_and_its_gradient
     # a posterior equal to its prior has exactly zero KL (the trust region relies on it)
     sigma = F.softplus(rho.detach())
     assert torch.count_nonzero(softplus_gaussian_kl_per_task(mu.detach(), rho.detach(), sigma, mu.detach())) == 0
+
+
+def test_fused_row_moments_match_autograd():
+    from varshare.nn.kl import softplus_gaussian_row_moments
+
+    g = torch.Generator().manual_seed(5)
+    mu = torch.randn(3, 4, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    rho = torch.randn(3, 4, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    second_moment, log_sigma = softplus_gaussian_row_moments(mu, rho)
+    sigma = F.softplus(rho)
+    torch.testing.assert_close(second_moment, (sigma**2 + mu**2).sum(dim=-1))
+    torch.testing.assert_close(log_sigma, sigma.log().sum(dim=-1))
+    assert torch.autograd.gradcheck(softplus_gaussian_row_moments, (mu, rho))

@@ -16,6 +16,7 @@ import torch
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
 from varshare.nn import HorseshoeResidualLinear
+from varshare.nn.horseshoe import horseshoe_kl_per_task
 
 
 @register
@@ -35,7 +36,7 @@ class VarShareHorseshoe(VarShare):
 
     def extra_loss(self, model, examples_per_task):
         tau0 = self.config.horseshoe.tau0
-        kl = torch.stack([layer.kl_per_task(tau0) for _, layer in self._named_layers(model)]).sum()
+        kl = horseshoe_kl_per_task([layer for _, layer in self._named_layers(model)], tau0).sum()
         return self.config.varshare.beta * kl / examples_per_task, {"kl": kl.item()}
 
     def task_diagnostics(self, model):

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from varshare.nn.kl import softplus_gaussian_row_moments
 from varshare.nn.layers import VariationalResidualLinear
 
 #: quadrature points for ``E[log(1 + λ²)]`` under the log-normal ``q(λ)``
@@ -45,13 +46,24 @@ _LOG_2_OVER_PI = math.log(2 / math.pi)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
+_QUADRATURE: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor]] = {}
+
+
+def _quadrature(like: Tensor) -> tuple[Tensor, Tensor]:
+    """Gauss–Hermite nodes ``√2·t_k`` and weights ``w_k/√π`` as tensors like ``like`` (cached)."""
+    key = (like.dtype, like.device)
+    if key not in _QUADRATURE:
+        _QUADRATURE[key] = (torch.as_tensor(_NODES * math.sqrt(2.0), dtype=like.dtype, device=like.device),
+                            torch.as_tensor(_WEIGHTS / math.sqrt(math.pi), dtype=like.dtype, device=like.device))
+    return _QUADRATURE[key]
+
+
 def expected_log1p_square(loc: Tensor, scale: Tensor) -> Tensor:
     """``E[log(1 + λ²)]`` for ``log λ ~ N(loc, scale²)``, element-wise, by Gauss–Hermite quadrature:
     ``π^{-1/2} Σ_k w_k softplus(2(loc + √2 scale t_k))``."""
-    nodes = torch.as_tensor(_NODES, dtype=loc.dtype, device=loc.device)
-    weights = torch.as_tensor(_WEIGHTS, dtype=loc.dtype, device=loc.device)
-    u = loc.unsqueeze(-1) + math.sqrt(2.0) * scale.unsqueeze(-1) * nodes
-    return (F.softplus(2 * u) * weights).sum(dim=-1) / math.sqrt(math.pi)
+    nodes, weights = _quadrature(loc)
+    u = torch.addcmul(loc.unsqueeze(-1), scale.unsqueeze(-1), nodes)
+    return F.softplus(2 * u) @ weights
 
 
 def lognormal_halfcauchy_kl(loc: Tensor, scale: Tensor) -> Tensor:
@@ -93,16 +105,28 @@ class HorseshoeResidualLinear(VariationalResidualLinear):
 
     def kl_per_task(self, tau0: float) -> Tensor:  # type: ignore[override]
         """``KL(q(φ_m) q(λ_m) ‖ p(φ_m | λ_m) p(λ_m))`` of this layer, global scale ``tau0``: ``[M]``."""
-        loc, s = self.scale_loc, self.scale_sigma
-        inv_var = torch.exp(-2 * loc + 2 * s.square()) / (2 * tau0**2)  # E[λ⁻²] / (2 τ0²): [M, out]
-        sigma_w, sigma_b = self.sigma_weight, self.sigma_bias
-        sq_w = (sigma_w.square() + self.mu_weight.square()).sum(dim=-1)  # per group: [M, out]
-        sq_b = sigma_b.square() + self.mu_bias.square()
-        log_sigma = torch.log(sigma_w).sum(dim=-1) + torch.log(sigma_b)
-        group_size = self.in_features + 1
-        conditional = group_size * (math.log(tau0) + loc - 0.5) - log_sigma + (sq_w + sq_b) * inv_var
-        return (conditional + lognormal_halfcauchy_kl(loc, s)).sum(dim=-1)
+        return horseshoe_kl_per_task([self], tau0)
 
     def expected_prior_std(self, tau0: float) -> Tensor:
         """``τ0 · E[λ⁻²]^{-1/2}`` ``[M, out]``: the prior std that the KL's quadratic term uses."""
         return tau0 * torch.exp(self.scale_loc - self.scale_sigma.square())
+
+
+def horseshoe_kl_per_task(layers: list[HorseshoeResidualLinear], tau0: float) -> Tensor:
+    """``[M]``: ``Σ_layers KL(q(φ_m) q(λ_m) ‖ p(φ_m | λ_m) p(λ_m))`` (module docstring), global scale
+    ``tau0``. The per-group terms of all layers are concatenated (``[M, Σ out]``) and computed in one
+    pass; the per-element sums use the fused :func:`softplus_gaussian_row_moments`."""
+    second_moments, log_sigmas, group_sizes = [], [], []
+    for layer in layers:
+        sq_w, log_sigma_w = softplus_gaussian_row_moments(layer.mu_weight, layer.rho_weight)  # per group: [M, out]
+        sq_b, log_sigma_b = softplus_gaussian_row_moments(layer.mu_bias.unsqueeze(-1), layer.rho_bias.unsqueeze(-1))
+        second_moments.append(sq_w + sq_b)
+        log_sigmas.append(log_sigma_w + log_sigma_b)
+        group_sizes.append(torch.full((layer.out_features,), float(layer.in_features + 1)))
+    second_moment, log_sigma = torch.cat(second_moments, dim=1), torch.cat(log_sigmas, dim=1)
+    group_size = torch.cat(group_sizes).to(second_moment)
+    loc = torch.cat([layer.scale_loc for layer in layers], dim=1)
+    s = F.softplus(torch.cat([layer.scale_rho for layer in layers], dim=1))
+    half_inv_var = torch.exp(2 * (s.square() - loc)) / (2 * tau0**2)  # E[λ⁻²] / (2 τ0²): [M, Σ out]
+    conditional = group_size * (math.log(tau0) + loc - 0.5) - log_sigma + second_moment * half_inv_var
+    return (conditional + lognormal_halfcauchy_kl(loc, s)).sum(dim=-1)
