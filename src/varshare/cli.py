@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from varshare.config import METHODS, ConfigError, dump_config, load_config, parse_yaml
+from varshare.config import METHODS, REGIMES, ConfigError, dump_config, load_config, parse_yaml
 from varshare.envs.suites import SUITES, build_suite
 from varshare.envs.specs import TaskSpecError, read_specs, specs_hash, specs_to_json
 from varshare.io import atomic_write_text
@@ -48,11 +48,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method and seed on a suite; write the run directory."""
-    from varshare.algos.ppo import NonFiniteLossError
-    from varshare.train import RunDirectoryConflict, train
+    from varshare.train import train
 
     overrides = {"suite": args.suite, "methods": [args.method], "seeds": [args.seed]}
     overrides.update(parse_overrides(args.set))
+    if args.holdout is not None:
+        overrides["holdout"] = args.holdout
     try:
         config = load_config(args.config, overrides)
         specs = read_specs(args.tasks) if args.tasks else build_suite(args.suite)
@@ -62,18 +63,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     if {s.family for s in specs} != {s.family for s in build_suite(args.suite)}:
         print(f"--tasks {args.tasks} does not hold {args.suite} tasks", file=sys.stderr)
         return 2
+    return _run_training(lambda: train(config, specs, args.method, args.seed, args.out, env_mode=args.env_mode,
+                                       replace_stale=args.replace_stale), args.out)
+
+
+def _run_training(start, out: str) -> int:
+    """Run ``start()`` (a training run into ``out``); exit status 2 for a refused run or bad
+    argument, 3 for a non-finite loss."""
+    from varshare.algos.ppo import NonFiniteLossError
+    from varshare.train import RunDirectoryConflict, RunSetupError
+
     try:
-        train(config, specs, args.method, args.seed, args.out, env_mode=args.env_mode,
-              replace_stale=args.replace_stale)
-    except RunDirectoryConflict as error:
+        start()
+    except (RunDirectoryConflict, RunSetupError) as error:
         print(error, file=sys.stderr)
         return 2
     except NonFiniteLossError as error:
-        resume = Path(args.out) / "resume.pt"
+        resume = Path(out) / "resume.pt"
         kept = f"the last good checkpoint is kept: {resume}" if resume.exists() else "no checkpoint was reached"
         print(f"training stopped: {error}; {kept}", file=sys.stderr)
         return 3
     return 0
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Leave-one-out: learn a held-out task from a pretrained run under one regime."""
+    from varshare.loo import adapt
+
+    try:
+        overrides = parse_overrides(args.set)
+        specs = read_specs(args.tasks) if args.tasks else None
+    except TaskSpecError as error:
+        print(error, file=sys.stderr)
+        return 2
+    try:
+        return _run_training(lambda: adapt(args.pretrained, args.task, args.regime, args.out, config=args.config,
+                                           overrides=overrides, seed=args.seed, specs=specs, env_mode=args.env_mode,
+                                           replace_stale=args.replace_stale), args.out)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:
@@ -231,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", required=True, type=int)
     train.add_argument("--out", required=True, help="run directory")
     train.add_argument("--tasks", help="task-spec JSON (default: build the suite)")
+    train.add_argument("--holdout", metavar="TASK",
+                       help="leave-one-out: train on every task but TASK (a task name of the suite)")
     train.add_argument("--env-mode", choices=["sync", "async"], default="sync",
                        help="simulator-backed envs in-process or in worker processes")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -239,6 +270,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="if --out holds a run with another config or task set, clear it (and its "
                             "resume checkpoint) instead of refusing")
     train.set_defaults(func=cmd_train)
+
+    adapt = commands.add_parser("adapt", help="leave-one-out: learn a held-out task from a pretrained run")
+    adapt.add_argument("--pretrained", required=True, help="finished run directory trained with --holdout TASK")
+    adapt.add_argument("--task", required=True, help="the held-out task to learn (its name)")
+    adapt.add_argument("--regime", required=True, choices=REGIMES,
+                       help="scratch: fresh init; full: pretrained θ + the method's unseen-task init, all "
+                            "parameters train; residual: as full with θ frozen")
+    adapt.add_argument("--out", required=True, help="run directory")
+    adapt.add_argument("--config", help="experiment config YAML (default: the pretrained run's); its "
+                                        "total_steps_per_task is the adaptation budget")
+    adapt.add_argument("--seed", type=int, help="seed (default: the pretrained run's)")
+    adapt.add_argument("--tasks", help="the suite's task-spec JSON (default: build the suite)")
+    adapt.add_argument("--env-mode", choices=["sync", "async"], default="sync",
+                       help="simulator-backed envs in-process or in worker processes")
+    adapt.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value (dotted key, YAML value); repeatable")
+    adapt.add_argument("--replace-stale", action="store_true",
+                       help="if --out holds another run, clear it instead of refusing")
+    adapt.set_defaults(func=cmd_adapt)
 
     summarize = commands.add_parser("summarize", help="print the final evaluation return of run directories")
     summarize.add_argument("runs", nargs="+", help="run directories written by `varshare train`")

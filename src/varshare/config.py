@@ -43,7 +43,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from varshare.envs.suites import SUITES
+from varshare.envs.suites import SUITES, build_suite
 from varshare.io import atomic_write_text
 
 #: The weight-sharing methods; append new ones here (the ``methods`` field is built from this).
@@ -69,6 +69,10 @@ METHODS: tuple[str, ...] = (
 )
 
 MethodName = Literal[METHODS]  # type: ignore[valid-type]
+
+#: Leave-one-out adaptation regimes (``varshare adapt --regime``; SCIENCE.md "Leave-one-out").
+REGIMES: tuple[str, ...] = ("scratch", "full", "residual")
+RegimeName = Literal[REGIMES]  # type: ignore[valid-type]
 SuiteName = Literal[tuple(SUITES)]  # type: ignore[valid-type]
 
 
@@ -254,6 +258,14 @@ class ExperimentConfig(Section):
     seeds: Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)] = Field(
         min_length=1, description="Random seeds, one run per method and seed."
     )
+    # Declared after ``suite``: the check below reads it.
+    holdout: str | None = Field(
+        None,
+        description=(
+            "Leave-one-out: the task of the suite (by name) held out of training, which then trains "
+            "on the other M − 1 tasks; null trains on every task."
+        ),
+    )
     total_steps_per_task: int = Field(ge=1, description="Training budget per task [env steps].")
     # Declared before ``ppo``: the batch check below reads it.
     envs_per_task: int = Field(4, ge=1, description="Parallel environments per task.")
@@ -272,6 +284,22 @@ class ExperimentConfig(Section):
     contextual: ContextualConfig = Field(default_factory=ContextualConfig)
     num_threads: int = Field(1, ge=1, description="torch intra-op threads per training job.")
     device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Torch device; auto: cuda if available.")
+
+    @field_validator("holdout")
+    @classmethod
+    def _holdout_in_suite(cls, holdout: str | None, info: ValidationInfo) -> str | None:
+        """The held-out task must be a task of ``suite``."""
+        suite = info.data.get("suite")
+        if holdout is None or suite is None:  # an invalid suite is reported on its own
+            return holdout
+        names = [spec.name for spec in build_suite(suite)]
+        if holdout not in names:
+            raise PydanticCustomError(
+                "cross_field",
+                "{message}",
+                {"message": f"holdout = {holdout!r} is not a task of suite {suite}; allowed: {', '.join(names)}"},
+            )
+        return holdout
 
     @field_validator("ppo")
     @classmethod

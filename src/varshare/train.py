@@ -15,6 +15,12 @@ The run directory holds everything needed to trust the run:
 
 Every file is written atomically, so a crash never leaves a file that looks complete.
 
+**Leave-one-out.** With ``config.holdout`` set, the run trains on the suite's other tasks; the
+held-out task's name is recorded as ``holdout`` in ``config.yaml``, ``manifest.json``,
+``done.json`` and ``checkpoint.pt``, and the run is named ``<suite>/<method>/seed<s>/holdout-<task>``.
+Adaptation runs (:mod:`varshare.loo`) pass their own ``record`` (held-out task, regime, pretrained
+run) and an ``init_model`` that loads the pretrained weights; both survive a resume.
+
 **Resume.** Every ``checkpoint.every_steps`` env steps per task the run saves ``resume.pt``: model,
 optimiser, all random-generator states, the method's own state, the metrics so far and the
 environment. Rerunning the same command after a kill continues from it and ends with the same
@@ -31,6 +37,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -42,6 +49,7 @@ from varshare.envs import TaskSpec, make_vec_env, specs_hash, specs_to_json
 from varshare.eval.strategies import SAMPLE_STRATEGIES, has_stochastic_weights, metric_suffix
 from varshare.io import atomic_output, atomic_write_text
 from varshare.methods import make_method
+from varshare.nn import ActorCritic
 from varshare.run_io import MetricsTable, versions_manifest
 
 EVAL_PROTOCOL = ("deterministic policy (argmax / mean action), mean weights, one episode on each of "
@@ -52,10 +60,34 @@ class RunDirectoryConflict(RuntimeError):
     """The output directory holds a different run."""
 
 
+class RunSetupError(ValueError):
+    """The run cannot start as asked (e.g. its held-out task is not among its tasks); nothing is written."""
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def run_name(suite: str, method_name: str, seed: int, record: dict | None = None) -> str:
+    """``<suite>/<method>/seed<s>``, extended by the leave-one-out ``record``: ``/holdout-<task>``,
+    then ``/<regime>`` for an adaptation run."""
+    name = f"{suite}/{method_name}/seed{seed}"
+    record = record or {}
+    if "holdout" in record:
+        name += f"/holdout-{record['holdout']}"
+    if "adaptation" in record:
+        name += f"/{record['adaptation']['regime']}"
+    return name
+
+
+def without_holdout(specs: list[TaskSpec], holdout: str) -> list[TaskSpec]:
+    """``specs`` less the task named ``holdout``; a :class:`RunSetupError` names the allowed tasks if absent."""
+    names = [spec.name for spec in specs]
+    if holdout not in names:
+        raise RunSetupError(f"holdout task {holdout!r} is not among the tasks to train; allowed: {', '.join(names)}")
+    return [spec for spec in specs if spec.name != holdout]
 
 
 def derived_seed(seed: int, purpose: int, index: int) -> int:
@@ -76,19 +108,24 @@ class Progress:
 
 
 class Run:
-    """The state of one training run that a resume checkpoint captures."""
+    """The state of one training run that a resume checkpoint captures.
+
+    ``record`` (leave-one-out: held-out task, adaptation) names the run and is saved with the final
+    checkpoint; ``init_model`` is :class:`~varshare.algos.ppo.PPO`'s."""
 
     def __init__(self, config: ExperimentConfig, specs: list[TaskSpec], method_name: str, seed: int,
-                 out: Path, env_mode: str):
+                 out: Path, env_mode: str, record: dict | None = None,
+                 init_model: Callable[[ActorCritic], None] | None = None):
         self.config, self.specs, self.seed, self.out, self.env_mode = config, specs, seed, out, env_mode
-        self.name = f"{config.suite}/{method_name}/seed{seed}"
+        self.record = record or {}
+        self.name = run_name(config.suite, method_name, seed, self.record)
         self.device = resolve_device(config.device)
         self.log = Progress(out / "progress.log")
         self.metrics = MetricsTable(self.name, method_name, seed)
         self.evaluations: list[int] = []  # env steps per task at which evaluations ran
         self.env = make_vec_env(specs, config.envs_per_task, seed=seed, mode=env_mode)
         self.method = make_method(method_name, config, len(specs), seed)
-        self.agent = PPO(config, self.method, self.env, seed=seed, device=self.device)
+        self.agent = PPO(config, self.method, self.env, seed=seed, device=self.device, init_model=init_model)
         self.iterations_per_checkpoint = math.ceil(config.checkpoint.every_steps / self.agent.batch_per_task)
 
     # -- evaluation and logging ----------------------------------------------------------------
@@ -193,6 +230,7 @@ class Run:
 
     def save_final(self) -> None:
         state = {key: value for key, value in self.state_dict().items() if key not in ("metrics", "evaluations")}
+        state.update(self.record)
         with atomic_output(self.out / "checkpoint.pt") as tmp:
             torch.save(state, tmp)
 
@@ -203,13 +241,20 @@ RUN_FILES = ("config.yaml", "tasks.json", "manifest.json", "metrics.csv", "progr
 
 
 def prepare_run_directory(out: Path, config: ExperimentConfig, specs: list[TaskSpec], method_name: str,
-                          seed: int, device: torch.device, replace_stale: bool = False) -> None:
-    """Write config, tasks and manifest (unless the run finished). A directory holding a run with a different config or
-    task set is refused, or, with ``replace_stale``, cleared (its resume checkpoint included)."""
+                          seed: int, device: torch.device, replace_stale: bool = False,
+                          record: dict | None = None) -> None:
+    """Write config, tasks and manifest (unless the run finished). A directory holding a run with a
+    different config, task set or leave-one-out ``record`` (see :func:`train`) is refused, or, with
+    ``replace_stale``, cleared (its resume checkpoint included)."""
+    record = record or {}
     resolved = yaml.safe_dump(config.to_dict(), sort_keys=False)
     tasks = specs_to_json(specs)
     stale = [name for name, text in (("config.yaml", resolved), ("tasks.json", tasks))
              if (out / name).exists() and (out / name).read_text() != text]
+    if (out / "manifest.json").exists():
+        recorded = json.loads((out / "manifest.json").read_text())
+        if any(recorded.get(key) != record.get(key) for key in ("holdout", "adaptation")):
+            stale.append("leave-one-out record (manifest.json)")
     if stale and not replace_stale:
         raise RunDirectoryConflict(
             f"{out} holds a run with a different {' and '.join(stale)}; choose another --out or delete it")
@@ -222,25 +267,37 @@ def prepare_run_directory(out: Path, config: ExperimentConfig, specs: list[TaskS
     atomic_write_text(out / "config.yaml", resolved)
     atomic_write_text(out / "tasks.json", tasks)
     manifest = versions_manifest(specs_hash(specs), {
-        "run": f"{config.suite}/{method_name}/seed{seed}", "method": method_name, "seed": seed,
-        "device": str(device), "eval_protocol": EVAL_PROTOCOL, "step_unit": "env steps per task",
+        "run": run_name(config.suite, method_name, seed, record), "method": method_name, "seed": seed,
+        "device": str(device), "eval_protocol": EVAL_PROTOCOL, "step_unit": "env steps per task", **record,
     })
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
 
 
 def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, seed: int, out: str | Path,
-          env_mode: str = "sync", replace_stale: bool = False) -> dict:
+          env_mode: str = "sync", replace_stale: bool = False, record: dict | None = None,
+          init_model: Callable[[ActorCritic], None] | None = None) -> dict:
     """Train ``method_name`` with ``seed`` on ``specs`` into ``out`` (resuming if it holds a
     ``resume.pt`` of the same run); returns the summary also written to ``done.json``.
-    ``replace_stale``: clear a directory that holds a different run instead of refusing it."""
+
+    Args:
+        replace_stale: clear a directory that holds a different run instead of refusing it.
+        record: leave-one-out facts written into ``manifest.json``, ``done.json`` and
+            ``checkpoint.pt`` (keys ``holdout``, ``adaptation``); ``config.holdout`` adds
+            ``holdout`` and drops that task from ``specs`` (:class:`RunSetupError` if it is not there).
+        init_model: see :class:`~varshare.algos.ppo.PPO` (leave-one-out adaptation).
+    """
     out = Path(out)
-    prepare_run_directory(out, config, specs, method_name, seed, resolve_device(config.device), replace_stale)
+    if config.holdout is not None:
+        specs = without_holdout(specs, config.holdout)
+        record = {"holdout": config.holdout, **(record or {})}
+    prepare_run_directory(out, config, specs, method_name, seed, resolve_device(config.device), replace_stale,
+                          record)
     if (out / "done.json").exists():
         summary = json.loads((out / "done.json").read_text())
         print(f"[{summary['run']}] already finished: {out / 'done.json'}")
         return summary
     torch.set_num_threads(config.num_threads)
-    run = Run(config, specs, method_name, seed, out, env_mode)
+    run = Run(config, specs, method_name, seed, out, env_mode, record, init_model)
     agent = run.agent
     try:
         if (out / "resume.pt").exists():
@@ -275,6 +332,7 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
     summary = {
         "run": run.name, "steps_per_task": agent.steps_per_task, "iterations": agent.iteration,
         "final_eval_return_mean": final_return, "wall_seconds_this_session": round(time.perf_counter() - start, 2),
+        **run.record,
     }
     atomic_write_text(out / "done.json", json.dumps(summary, indent=2) + "\n")
     (out / "resume.pt").unlink(missing_ok=True)

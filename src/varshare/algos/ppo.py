@@ -19,6 +19,8 @@ Read top to bottom like CleanRL's ``ppo.py``; the differences are the task axis 
 * Per-task gradients of shared parameters come from one backward pass: the shared parameters are
   replaced (``torch.func.functional_call``) by task-replicated leaves ``[M, *shape]``, whose
   gradients are the per-task gradients.
+* Frozen parameters (``requires_grad`` False, e.g. θ in leave-one-out residual adaptation) are left
+  out of the optimizer and of the per-task-gradient path, so nothing ever writes them.
 """
 
 from __future__ import annotations
@@ -131,9 +133,13 @@ class PPO:
         env: the training environment (``M`` tasks × ``config.envs_per_task`` copies).
         seed: seeds the network init and the run's generator (actions, noise, minibatches).
         device: torch device.
+        init_model: called with the freshly built model before the optimizer is created, e.g. to
+            load pretrained weights and freeze some (``requires_grad_(False)``); the optimizer
+            holds only the parameters that still require gradients.
     """
 
-    def __init__(self, config: ExperimentConfig, method: Method, env: MultiTaskVecEnv, seed: int, device="cpu"):
+    def __init__(self, config: ExperimentConfig, method: Method, env: MultiTaskVecEnv, seed: int, device="cpu",
+                 init_model: Callable[[ActorCritic], None] | None = None):
         self.config = config
         self.ppo = config.ppo
         self.method = method
@@ -144,7 +150,10 @@ class PPO:
         action_dim = env.single_action_space.n if env.is_discrete else env.single_action_space.shape[0]
         torch.manual_seed(seed)
         self.model: ActorCritic = method.build_model(env.obs_dim, int(action_dim), env.is_discrete).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.ppo.learning_rate, eps=1e-5, fused=True)
+        if init_model is not None:
+            init_model(self.model)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(trainable, lr=self.ppo.learning_rate, eps=1e-5, fused=True)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.batch_per_task = self.ppo.num_steps * self.num_envs
         self.minibatch_per_task = self.batch_per_task // self.ppo.num_minibatches
@@ -261,14 +270,16 @@ class PPO:
         return values
 
     def _replica_parameters(self) -> dict[str, Tensor] | None:
-        """Task-replicated copies ``[M, *shape]`` of the shared parameters (leaves that collect
-        per-task gradients), or None when the method does not need per-task gradients."""
+        """Task-replicated copies ``[M, *shape]`` of the trainable shared parameters (leaves that
+        collect per-task gradients; frozen ones stay in the model, untouched), or None when the
+        method does not need per-task gradients or every shared parameter is frozen."""
         if not self.method.per_task_gradients:
             return None
-        return {
+        replicas = {
             name: param.detach().unsqueeze(0).repeat(self.num_tasks, *([1] * param.dim())).requires_grad_()
-            for name, param in self.model.shared_parameters().items()
+            for name, param in self.model.shared_parameters().items() if param.requires_grad
         }
+        return replicas or None
 
     def _forward(self, obs: Tensor, noise: Noise, replicas: dict[str, Tensor] | None):
         if replicas is None:

@@ -95,6 +95,26 @@ class Method(abc.ABC):
     def end_update(self, model: ActorCritic) -> None:
         """Called after each update phase (e.g. to move parameters between θ and the residuals)."""
 
+    def unseen_task_parameters(self, pretrained: ActorCritic, model: ActorCritic) -> None:
+        """Initialise ``model`` in place for a task that ``pretrained`` never saw (leave-one-out).
+
+        Args:
+            pretrained: this method's model trained on other tasks (``M − 1`` of them).
+            model: this method's model for the new task alone (``M = 1``), freshly initialised.
+
+        Default: the shared parameters θ (:meth:`ActorCritic.shared_parameters`) are copied from
+        ``pretrained``; every task-specific parameter keeps the fresh initialisation the method
+        gives any task at the start of training — VarShare (and its variants) ``μ = 0``,
+        ``ρ = ρ_init``; L2-soft ``φ = 0``; a freshly initialised output head for hard sharing,
+        PCGrad and CAGrad. Parameters outside the layers' θ / per-task split (e.g.
+        ``varshare_adaptive_prior``'s learned prior scales) start fresh too. Methods whose new-task
+        definition differs override this (contextual, independent).
+        """
+        with torch.no_grad():
+            trained = pretrained.shared_parameters()
+            for name, param in model.shared_parameters().items():
+                param.copy_(trained[name])
+
     def diagnostics(self, model: ActorCritic) -> dict[str, float]:
         """Scalars describing the method's state (logged once per update)."""
         return {}
