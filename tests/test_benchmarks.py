@@ -17,7 +17,7 @@ def run_script(*args: str) -> str:
 
 
 def test_throughput_benchmark_prints_a_ratio_per_method():
-    out = run_script("benchmarks/throughput.py", "--iterations", "1", "--methods", "hard_sharing", "varshare_lora")
+    out = run_script("benchmarks/throughput.py", "--iterations", "1", "--rounds", "1", "--methods", "hard_sharing", "varshare_lora")
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
     assert out.splitlines()[0].split()[0] == "method"
     assert set(rows) == {"hard_sharing", "varshare_lora"}
