@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from varshare.nn.flipout import flipout_affine, flipout_linear
 from varshare.nn.kl import softplus_gaussian_kl_per_task
+from varshare.nn.local_reparam import local_reparam_affine, local_reparam_linear
 
 Noise = dict[str, Tensor]
 Estimator = Literal["flipout", "shared_noise", "local_reparam"]
@@ -334,10 +335,14 @@ class VariationalResidualLinear(MultiTaskLinear):
             weight, bias = (noise["sample_weight"], noise["sample_bias"]) if "sample_weight" in noise \
                 else self.sampled_weights(noise)
             return torch.einsum("mbi,mboi->mbo", x, weight) + bias
-        if self.estimator == "flipout" and noise is not None and "mean_weight" not in noise:
-            return flipout_linear(x, self.theta_weight, self.theta_bias, self.mu_weight, self.mu_bias,
-                                  self.rho_weight, self.rho_bias, noise["eps_weight"], noise["eps_bias"],
-                                  noise["sign_in"], noise["sign_out"])
+        if noise is not None and "mean_weight" not in noise:  # training: fused nodes with their own backward
+            if self.estimator == "flipout":
+                return flipout_linear(x, self.theta_weight, self.theta_bias, self.mu_weight, self.mu_bias,
+                                      self.rho_weight, self.rho_bias, noise["eps_weight"], noise["eps_bias"],
+                                      noise["sign_in"], noise["sign_out"])
+            if self.estimator == "local_reparam":
+                return local_reparam_linear(x, self.theta_weight, self.theta_bias, self.mu_weight, self.mu_bias,
+                                            self.rho_weight, self.rho_bias, noise["xi"])
         d = self.derived(noise)
         if noise is None:
             return affine(x, d["mean_weight"], d["mean_bias"])
@@ -346,9 +351,7 @@ class VariationalResidualLinear(MultiTaskLinear):
         if self.estimator == "flipout":  # a rollout cache
             return flipout_affine(x, d["mean_weight"], d["mean_bias"], d["delta_weight"], d["delta_bias"],
                                   d["sign_in"], d["sign_out"])
-        mean_out = affine(x, d["mean_weight"], d["mean_bias"])
-        variance = torch.baddbmm(d["var_bias"].unsqueeze(-2), x.square(), d["var_weight"].transpose(-1, -2))
-        return mean_out + torch.sqrt(variance + 1e-8) * d["xi"]
+        return local_reparam_affine(x, d["mean_weight"], d["mean_bias"], d["var_weight"], d["var_bias"], d["xi"])
 
     def posterior_parameters(self) -> list[tuple[Tensor, Tensor]]:
         """``[(μ, ρ), ...]`` of the residual's Gaussian posteriors (weight, bias), task axis first."""
