@@ -168,6 +168,61 @@ def cmd_figure(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_loo_aggregate(args: argparse.Namespace) -> int:
+    """Leave-one-out tables of a suite's adaptation runs (curves, steps-to-threshold, zero-shot)."""
+    from varshare.analysis.aggregate import RunDirectoryError
+    from varshare.analysis.loo import write_loo_results
+
+    try:
+        summary = write_loo_results(args.runs, args.suite, args.threshold, args.out,
+                                    bootstrap_seed=args.bootstrap_seed, reps=args.reps)
+    except (RunDirectoryError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    table = read_csv_table(Path(args.out) / "loo_summary.csv")
+    print(f"leave-one-out, {args.suite}: {len(args.runs)} adaptation runs ({', '.join(summary['methods'])}), "
+          f"steps to return >= {args.threshold:g} (mean [95% CI]; censored runs count as the budget):")
+    for row in table.itertuples(index=False):
+        print(f"  {row.method:<14} {row.regime:<9} steps {row.steps_to_threshold:>9.0f} "
+              f"[{row.steps_to_threshold_ci_low:.0f}, {row.steps_to_threshold_ci_high:.0f}]  "
+              f"censored {row.num_censored}/{row.num_runs}  zero-shot return {row.zero_shot_return:.1f} "
+              f"[{row.zero_shot_return_ci_low:.1f}, {row.zero_shot_return_ci_high:.1f}]  "
+              f"final return {row.final_return:.1f}")
+    skipped = read_csv_table(Path(args.out) / "loo_skipped.csv")
+    for row in skipped.drop_duplicates(["method", "regime"]).itertuples(index=False):
+        print(f"  {row.method:<14} {row.regime:<9} {row.reason}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_loo_figure(args: argparse.Namespace) -> int:
+    """Draw the leave-one-out figure of a suite from its ``loo-aggregate`` tables."""
+    import json
+
+    from varshare.analysis.figures import plot_loo
+
+    results = Path(args.results)
+    try:
+        meta = json.loads((results / "loo.json").read_text())
+        tables = {name: read_csv_table(results / f"{name}.csv") for name in ("loo_curves", "loo_summary", "loo_skipped")}
+    except FileNotFoundError as error:
+        print(f"{error}; run `varshare loo-aggregate` first", file=sys.stderr)
+        return 2
+    plot_loo(tables["loo_curves"], tables["loo_summary"], tables["loo_skipped"], meta["threshold"], args.title,
+             args.png, args.pdf, seed=meta["bootstrap"]["seed"])
+    return 0
+
+
+def read_csv_table(path: Path):
+    """A results CSV with its name-like columns (method, regime, holdout, reason) kept as strings."""
+    import pandas as pd
+
+    columns = pd.read_csv(path, nrows=0).columns
+    names = [c for c in ("method", "regime", "holdout", "reason") if c in columns]
+    return pd.read_csv(path, dtype={c: str for c in names}, keep_default_na=False,
+                       na_values={c: ["", "nan", "NaN"] for c in columns if c not in names})
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Multi-panel portfolio figures (one panel per results directory, i.e. per suite)."""
     import pandas as pd
@@ -313,6 +368,23 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--iqm-pdf")
     figure.add_argument("--methods", nargs="+", help="draw only these methods (default: all in the results)")
     figure.set_defaults(func=cmd_figure)
+
+    loo_aggregate = commands.add_parser("loo-aggregate", help="leave-one-out tables of a suite's adaptation runs")
+    loo_aggregate.add_argument("--suite", required=True, choices=sorted(SUITES))
+    loo_aggregate.add_argument("--threshold", required=True, type=float,
+                               help="return the held-out task must reach (steps-to-threshold)")
+    loo_aggregate.add_argument("--out", required=True, help="results directory")
+    loo_aggregate.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap CIs (default 0)")
+    loo_aggregate.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default 2000)")
+    loo_aggregate.add_argument("runs", nargs="+", help="adaptation run directories (`varshare adapt`), skipped ones too")
+    loo_aggregate.set_defaults(func=cmd_loo_aggregate)
+
+    loo_figure = commands.add_parser("loo-figure", help="draw the leave-one-out figure of a suite")
+    loo_figure.add_argument("--results", required=True, help="results directory written by `varshare loo-aggregate`")
+    loo_figure.add_argument("--title", required=True)
+    loo_figure.add_argument("--png", required=True)
+    loo_figure.add_argument("--pdf", required=True)
+    loo_figure.set_defaults(func=cmd_loo_figure)
 
     prune = commands.add_parser("prune", help="zero small residual means of a finished run, re-evaluate per threshold")
     prune.add_argument("--run", required=True, help="finished run directory (with checkpoint.pt)")

@@ -9,6 +9,7 @@ every figure.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from varshare.analysis.style import method_color, ordered_methods
+from varshare.analysis.style import REGIME_COLORS, method_color, ordered_methods
+from varshare.config import REGIMES
 from varshare.io import atomic_output
 
 PNG_DPI = 200
@@ -186,6 +188,82 @@ def plot_pruning(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: st
         ax.set_title(panel_title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
+    figure.suptitle(title)
+    save_figure(figure, out_png)
+    save_figure(figure, out_pdf)
+
+
+def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame, threshold: float, title: str,
+             out_png: str | Path, out_pdf: str | Path, seed: int = 0) -> None:
+    """Leave-one-out figure of one suite: one row per method, learning curves (left) and
+    steps-to-threshold (right) per adaptation regime.
+
+    Args:
+        curves, summary, skipped: the ``loo_curves``, ``loo_summary`` and ``loo_skipped`` tables of
+            :mod:`varshare.analysis.loo`.
+        threshold: the return threshold (drawn dashed on the curves).
+        seed: seed of the curves' bootstrap bands.
+
+    Left: the held-out task's evaluation return against env steps on it; line = mean over the runs
+    (seeds × held-out tasks), band = 95% bootstrap CI of that mean (seaborn, ``seed``); the legend
+    gives each regime's run count and mean zero-shot return (step 0). Right: mean steps to reach the
+    threshold, bar = 95% stratified-bootstrap CI, black tick = mean, ◆ = no CI (one seed); censored
+    runs (never reached it) count as the budget (dotted line), so the mean is then a lower bound.
+    Skipped regimes are listed with their reason.
+    """
+    methods = ordered_methods(pd.concat([curves["method"], skipped["method"]]))
+    figure = _new_figure(12.0, 0.6 + 3.4 * len(methods))
+    for row, method in enumerate(methods):
+        stats = summary[summary["method"] == method].set_index("regime")
+        regimes = [r for r in REGIMES if r in stats.index]
+        label = {r: f"{r} (n={int(stats.loc[r, 'num_runs'])}, zero-shot {stats.loc[r, 'zero_shot_return']:.0f})"
+                 for r in regimes}
+        skips = dict(skipped[skipped["method"] == method].drop_duplicates("regime")[["regime", "reason"]]
+                     .itertuples(index=False))
+        rows = [r for r in REGIMES if r in stats.index or r in skips]
+
+        ax = figure.add_subplot(len(methods), 2, 2 * row + 1)
+        data = curves[curves["method"] == method]
+        if not data.empty:
+            sns.lineplot(data=data.assign(label=data["regime"].map(label)), x="step", y="return", hue="label",
+                         hue_order=[label[r] for r in regimes], palette={label[r]: REGIME_COLORS[r] for r in regimes},
+                         estimator="mean", errorbar=("ci", 95), n_boot=1000, seed=seed,
+                         err_kws={"alpha": 0.2, "linewidth": 0}, linewidth=1.8, ax=ax)
+            ax.legend(title="regime (mean, 95% CI over runs)", fontsize="small", title_fontsize="small")
+        ax.axhline(threshold, color="black", linestyle="--", linewidth=1)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_xlabel("environment steps on the held-out task")
+        ax.set_ylabel("evaluation return (held-out task)")
+        ax.set_title(f"{method}: learning the held-out task (threshold {threshold:g} dashed)")
+        ax.grid(alpha=0.3)
+
+        ax = figure.add_subplot(len(methods), 2, 2 * row + 2)
+        budget = stats["budget"].max() if regimes else 1
+        for y, regime in enumerate(rows):
+            if regime in skips:
+                ax.text(0.02 * budget, y, textwrap.fill(skips[regime], 60), va="center", fontsize="x-small",
+                        color="dimgray")
+                continue
+            r = stats.loc[regime]
+            color = REGIME_COLORS[regime]
+            if math.isnan(r["steps_to_threshold_ci_low"]) or math.isnan(r["steps_to_threshold_ci_high"]):
+                ax.plot([r["steps_to_threshold"]], [y], marker="D", color=color, markersize=7)
+            else:
+                low, high = r["steps_to_threshold_ci_low"], r["steps_to_threshold_ci_high"]
+                ax.barh(y, high - low, left=low, height=0.6, color=color, alpha=0.75)
+                ax.vlines(r["steps_to_threshold"], y - 0.3, y + 0.3, color="black", linewidth=2)
+        if regimes:
+            ax.axvline(budget, color="black", linestyle=":", linewidth=1)
+        ax.set_xlim(0, 1.05 * budget)
+        ax.set_yticks(range(len(rows)), [f"{r}\n(skipped)" if r in skips else
+                                         f"{r}\n({int(stats.loc[r, 'num_censored'])}/{int(stats.loc[r, 'num_runs'])} censored)"
+                                         for r in rows])
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.set_xlabel(f"env steps to return ≥ {threshold:g} (mean, 95% stratified bootstrap CI)\n"
+                      "censored runs count as the budget (dotted); ◆: no CI (one seed)")
+        ax.set_title(f"{method}: steps to threshold")
+        ax.grid(axis="x", alpha=0.3)
     figure.suptitle(title)
     save_figure(figure, out_png)
     save_figure(figure, out_pdf)

@@ -13,6 +13,8 @@ and restores the caller's state afterwards.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 from rliable import library, metrics
@@ -44,6 +46,35 @@ def score_matrix(final: pd.DataFrame, method: str) -> np.ndarray:
     return matrix.to_numpy(dtype=float)
 
 
+def bootstrap_interval(scores: np.ndarray, aggregate: Callable[[np.ndarray], float], seed: int,
+                       reps: int = 2000, task_bootstrap: bool = False) -> tuple[float, float, float]:
+    """``(point, ci_low, ci_high)``: ``aggregate`` of ``scores`` ``[num_runs, num_tasks]`` with its 95%
+    stratified-bootstrap percentile interval (rliable: runs resampled within each task; with
+    ``task_bootstrap`` tasks too).
+
+    ``seed`` seeds numpy's global RNG for the bootstrap; the caller's state is restored afterwards.
+    With a single run and ``task_bootstrap=False`` there is nothing to resample — rliable's interval
+    collapses to the point, which would claim certainty — so the interval is NaN.
+    """
+
+    def statistic(sample: np.ndarray) -> np.ndarray:
+        return np.array([aggregate(sample)])
+
+    point = float(aggregate(scores))
+    if scores.shape[0] < 2 and not task_bootstrap:
+        return point, float("nan"), float("nan")
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        points, intervals = library.get_interval_estimates(
+            {"scores": scores}, statistic, method=INTERVAL_METHOD, task_bootstrap=task_bootstrap,
+            reps=reps, confidence_interval_size=CONFIDENCE)
+    finally:
+        np.random.set_state(state)
+    low, high = (float(v) for v in np.asarray(intervals["scores"]).reshape(2))
+    return float(points["scores"][0]), low, high
+
+
 def iqm_with_ci(final: pd.DataFrame, seed: int, reps: int = 2000, task_bootstrap: bool = False) -> pd.DataFrame:
     """IQM of each method's final per-task returns with a 95% stratified-bootstrap CI.
 
@@ -60,30 +91,13 @@ def iqm_with_ci(final: pd.DataFrame, seed: int, reps: int = 2000, task_bootstrap
     Returns:
         One row per method (:func:`ordered_methods` order), columns ``method, iqm, ci_low, ci_high,
         num_runs, num_tasks``; returns in the evaluation return's units. With a single run and
-        ``task_bootstrap=False`` there is nothing to resample — rliable's interval collapses to the
-        point ``[iqm, iqm]``, which would claim certainty — so ``ci_low`` and ``ci_high`` are NaN.
+        ``task_bootstrap=False`` ``ci_low`` and ``ci_high`` are NaN (:func:`bootstrap_interval`).
     """
-
-    def iqm(scores: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(scores)])
-
     rows = []
-    state = np.random.get_state()
-    try:
-        for method in ordered_methods(final["method"]):
-            scores = score_matrix(final, method)
-            num_runs, num_tasks = scores.shape
-            point = float(iqm(scores)[0])
-            low = high = float("nan")
-            if num_runs > 1 or task_bootstrap:
-                np.random.seed(seed)
-                points, intervals = library.get_interval_estimates(
-                    {method: scores}, iqm, method=INTERVAL_METHOD, task_bootstrap=task_bootstrap,
-                    reps=reps, confidence_interval_size=CONFIDENCE)
-                point = float(points[method][0])
-                low, high = (float(v) for v in np.asarray(intervals[method]).reshape(2))
-            rows.append({"method": method, "iqm": point, "ci_low": low, "ci_high": high,
-                         "num_runs": num_runs, "num_tasks": num_tasks})
-    finally:
-        np.random.set_state(state)
+    for method in ordered_methods(final["method"]):
+        scores = score_matrix(final, method)
+        num_runs, num_tasks = scores.shape
+        point, low, high = bootstrap_interval(scores, metrics.aggregate_iqm, seed, reps, task_bootstrap)
+        rows.append({"method": method, "iqm": point, "ci_low": low, "ci_high": high,
+                     "num_runs": num_runs, "num_tasks": num_tasks})
     return pd.DataFrame(rows, columns=["method", "iqm", "ci_low", "ci_high", "num_runs", "num_tasks"])

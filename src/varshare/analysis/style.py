@@ -34,6 +34,14 @@ FALLBACK_COLORS: tuple[str, ...] = ("#e377c2", "#bcbd22", "#17becf", "#393b79", 
                                     "#8c6d31", "#843c39", "#7b4173")
 
 
+#: Fixed colour of each leave-one-out adaptation regime (:data:`varshare.config.REGIMES`).
+REGIME_COLORS: dict[str, str] = {
+    "scratch": "#7f7f7f",   # grey: no transfer
+    "full": "#1f77b4",      # blue: pretrained θ, everything trains
+    "residual": "#d62728",  # red: θ frozen, only the task's own parameters train
+}
+
+
 def method_color(name: str) -> str:
     """Hex colour of ``name``: fixed for the known methods, a stable hash-picked one otherwise."""
     if name in METHOD_COLORS:
