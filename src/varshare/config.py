@@ -28,7 +28,8 @@ import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from annotated_types import Ge, Gt, Le, Lt, MinLen
@@ -462,8 +463,13 @@ def _allowed(annotation: Any, metadata: list) -> str:
         return f"a mapping with keys {', '.join(annotation.model_fields)}"
     if get_origin(annotation) is Literal:
         return "one of " + ", ".join(repr(v) for v in get_args(annotation))
+    if get_origin(annotation) in (Union, UnionType) and type(None) in get_args(annotation):
+        others = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return "null or " + " or ".join(_allowed(arg, metadata) for arg in others)
     if annotation is bool:
         return "true or false"
+    if annotation is str:
+        return "a string"
     if annotation is int:
         return "an integer" + _bounds(metadata)
     if annotation is float:

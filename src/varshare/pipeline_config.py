@@ -16,9 +16,11 @@ from annotated_types import Ge
 from pydantic import AfterValidator, Field, ValidationError
 
 from varshare.config import (
+    REGIMES,
     ConfigError,
     ExperimentConfig,
     MethodName,
+    RegimeName,
     Section,
     SuiteName,
     describe_error,
@@ -26,6 +28,7 @@ from varshare.config import (
     load_config,
     parse_yaml,
 )
+from varshare.envs.suites import build_suite
 
 
 class SuitePlan(Section):
@@ -54,6 +57,32 @@ class PruningPlan(Section):
     episodes: int = Field(5, ge=1, description="Evaluation episodes per task and ε.")
 
 
+class LOOSuitePlan(Section):
+    """Leave-one-out on one suite: which tasks are held out, the budgets and the threshold."""
+
+    holdouts: Annotated[list[str], AfterValidator(_unique)] = Field(
+        min_length=1, description="Tasks held out, one pretraining per task (names of the suite's tasks).")
+    pretrain_steps_per_task: int = Field(ge=1, description="Pretraining budget on each of the M − 1 tasks [env steps].")
+    adapt_steps: int = Field(ge=1, description="Budget on the held-out task, the same for every regime [env steps].")
+    threshold: float = Field(description="Return the held-out task must reach (steps-to-threshold).")
+    eval_every_steps: int | None = Field(
+        None, ge=1, description="Evaluation interval of the adaptation runs [env steps] (the resolution of "
+                                "steps-to-threshold); null: the suite's experiment config's eval.every_steps.")
+
+
+class LOOPlan(Section):
+    """Leave-one-out generalisation (``varshare train --holdout`` → ``varshare adapt``); no suites: none."""
+
+    suites: dict[SuiteName, LOOSuitePlan] = Field(
+        default_factory=dict, description="Per suite (one of the preset's suites): held-out tasks, budgets, threshold.")
+    methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
+        default_factory=lambda: ["varshare"], min_length=1, description="Methods pretrained and adapted.")
+    seeds: Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)] = Field(
+        default_factory=lambda: [0], min_length=1, description="Seeds (of pretraining and of adaptation).")
+    regimes: Annotated[list[RegimeName], AfterValidator(_unique)] = Field(
+        default_factory=lambda: list(REGIMES), min_length=1, description="Adaptation regimes.")
+
+
 class PipelineConfig(Section):
     """A pipeline preset."""
 
@@ -74,6 +103,7 @@ class PipelineConfig(Section):
     experiments: dict[SuiteName, SuitePlan] = Field(description="Per suite: experiment config and overrides.")
     train_resources: TrainResources = Field(default_factory=TrainResources)
     bootstrap_seed: int = Field(0, ge=0, description="Seed of the IQM confidence-interval bootstrap.")
+    loo: LOOPlan = Field(default_factory=LOOPlan)
 
 
 def typed_strings(value: Any) -> Any:
@@ -117,6 +147,7 @@ def load_pipeline_config(data: dict[str, Any], root: str | Path = ".") -> tuple[
             experiments[suite] = load_config(path, overrides)
         except ConfigError as error:
             problems.extend(f"experiments.{suite} ({plan.experiment}): {p}" for p in error.problems)
+    problems += _loo_problems(preset, root)
     trained = set(preset.methods) | set(preset.variants)
     for key, names in (("top_variants", preset.top_variants), ("strategy_methods", preset.strategy_methods),
                        ("sharing_map_method", [preset.sharing_map_method]), ("pruning.method", [preset.pruning.method])):
@@ -127,6 +158,43 @@ def load_pipeline_config(data: dict[str, Any], root: str | Path = ".") -> tuple[
     if problems:
         raise ConfigError(problems, what="pipeline preset")
     return preset, experiments
+
+
+def loo_overrides(plan: LOOSuitePlan, stage: str) -> dict[str, Any]:
+    """Experiment-config overrides of a leave-one-out ``stage`` (``pretrain`` or ``adapt``) run."""
+    if stage == "pretrain":
+        return {"total_steps_per_task": plan.pretrain_steps_per_task}
+    overrides: dict[str, Any] = {"total_steps_per_task": plan.adapt_steps}
+    if plan.eval_every_steps is not None:
+        overrides["eval.every_steps"] = plan.eval_every_steps
+    return overrides
+
+
+def _loo_problems(preset: PipelineConfig, root: str | Path) -> list[str]:
+    """The ``loo`` section's suites must be the preset's, its held-out tasks tasks of their suite,
+    and the resolved pretraining and adaptation configs valid."""
+    problems = []
+    for suite, plan in preset.loo.suites.items():
+        if suite not in preset.suites:
+            problems.append(f"loo.suites.{suite}: not one of the preset's suites {preset.suites}")
+            continue
+        names = [spec.name for spec in build_suite(suite)]
+        unknown = [task for task in plan.holdouts if task not in names]
+        if unknown:
+            problems.append(f"loo.suites.{suite}.holdouts: {unknown} are not tasks of {suite}; allowed: {', '.join(names)}")
+            continue
+        suite_plan = preset.experiments.get(suite)
+        path = Path(root) / suite_plan.experiment if suite_plan else None
+        if path is None or not path.is_file():
+            continue  # reported with the suite's experiment
+        for stage in ("pretrain", "adapt"):
+            overrides = {**suite_plan.set, "suite": suite, "methods": preset.loo.methods, "seeds": preset.loo.seeds,
+                         "holdout": plan.holdouts[0] if stage == "pretrain" else None, **loo_overrides(plan, stage)}
+            try:
+                load_config(path, overrides)
+            except ConfigError as error:
+                problems.extend(f"loo.suites.{suite} ({stage} runs of {suite_plan.experiment}): {p}" for p in error.problems)
+    return problems
 
 
 def trained_methods(preset: PipelineConfig) -> list[str]:

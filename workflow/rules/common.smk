@@ -6,9 +6,9 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from varshare.config import ConfigError
+from varshare.config import REGIMES, ConfigError
 from varshare.envs.suites import SUITES as KNOWN_SUITES
-from varshare.pipeline_config import load_pipeline_config, trained_methods, typed_strings
+from varshare.pipeline_config import load_pipeline_config, loo_overrides, trained_methods, typed_strings
 
 try:
     PRESET, EXPERIMENTS = load_pipeline_config(typed_strings(config))
@@ -55,3 +55,5 @@ wildcard_constraints:
     algo="|".join(ALGOS),
     method="[a-z0-9_]+",
     seed=r"\d+",
+    holdout=r"[A-Za-z0-9_.-]+",
+    regime="|".join(REGIMES),
