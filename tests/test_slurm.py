@@ -22,8 +22,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHIMS = REPO / "tests" / "slurm_shims"
 PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
+# Without the leave-one-out stage (loo.methods empty): test_workflow.py runs it end to end.
 SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
-         "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]"]
+         "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]", "loo={methods: []}"]
 # The plugin waits 40 s before its first status check and after each finished job; a real queue
 # needs that, the fake cluster does not.
 FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "1"]

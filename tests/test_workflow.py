@@ -39,14 +39,20 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
-@pytest.mark.parametrize("preset, seeds", [("smoke", 1), ("default", 3), ("paper", 5)])
-def test_presets_plan_suites_times_methods_times_seeds_training_jobs(workdir, preset, seeds):
+@pytest.mark.parametrize("preset, seeds, loo_pretrain", [
+    ("smoke", 1, 1 * 1 * 1),  # leave-one-out: methods × held-out tasks × seeds
+    ("default", 3, 2 * 2 * 2),
+    ("paper", 5, 7 * 10 * 5),
+])
+def test_presets_plan_suites_times_methods_times_seeds_training_jobs(workdir, preset, seeds, loo_pretrain):
     result = snakemake(workdir, "-n", "figures/all", "--configfile", f"configs/{preset}.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     assert counts["train"] == 2 * (7 + 9) * seeds  # 7 compared methods + 9 more VarShare variants
     assert counts["envs"] == counts["aggregate"] == counts["figure_methods"] == 2
     assert all(counts[f"figure_{name}"] == 1 for name in ("fig3_strategies", "fig4_variants", "fig5_top_variants", "sharing_map"))
+    assert counts["loo_pretrain"] == loo_pretrain and counts["loo_adapt"] == 3 * loo_pretrain  # 3 regimes
+    assert counts["loo_aggregate"] == counts["loo_figure"] == 1  # CartPole-10 only
     assert counts["all"] == 1
 
 
@@ -64,6 +70,9 @@ def test_command_line_overrides_are_typed_and_validated(workdir):
     ("seeds=[0,0]", "(duplicates: [0])"),
     ("suites=[cartpole10,pendulum5]", "suites[1]: got 'pendulum5'"),
     ("train_resources={threads: 0}", "train_resources.threads: got 0; must be an integer >= 1"),
+    ("loo={methods: [varshare, maml]}", "loo.methods[1]: got 'maml'"),
+    ("loo={suites: {cartpole10: {holdouts: [mooon], pretrain_steps_per_task: 1, adapt_steps: 1, threshold: 1}}}",
+     "loo.suites.cartpole10.holdouts: ['mooon'] are not tasks of cartpole10; allowed: default"),
 ])
 def test_bad_preset_value_fails_before_any_job(workdir, override, message):
     result = snakemake(workdir, "figures/all", "--configfile", "configs/smoke.yaml", "--config", override)
@@ -95,6 +104,7 @@ def test_figures_all_builds_from_clean_and_rebuilds_a_deleted_figure(workdir):
     assert result.returncode == 0, result.stderr
     manifest = (workdir / "figures" / "all").read_text().split()
     assert "figures/fig1_cartpole10_methods.png" in manifest and "data/results/cartpole10/iqm.csv" in manifest
+    assert "figures/loo_cartpole10.png" in manifest and "data/results/cartpole10/loo/loo_summary.csv" in manifest
     assert all((workdir / path).stat().st_size > 0 for path in manifest)
     assert (workdir / "data/runs/cartpole10/ppo/varshare/seed0/checkpoint.pt").is_file()
 

@@ -71,12 +71,14 @@ class LOOSuitePlan(Section):
 
 
 class LOOPlan(Section):
-    """Leave-one-out generalisation (``varshare train --holdout`` → ``varshare adapt``); no suites: none."""
+    """Leave-one-out generalisation (``varshare train --holdout`` → ``varshare adapt``); no suites or
+    no methods: none (``--config "loo={methods: []}"`` turns it off; Snakemake merges nested
+    ``--config`` mappings, so ``suites`` cannot be emptied that way)."""
 
     suites: dict[SuiteName, LOOSuitePlan] = Field(
         default_factory=dict, description="Per suite (one of the preset's suites): held-out tasks, budgets, threshold.")
     methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
-        default_factory=lambda: ["varshare"], min_length=1, description="Methods pretrained and adapted.")
+        default_factory=lambda: ["varshare"], description="Methods pretrained and adapted ([]: no leave-one-out).")
     seeds: Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)] = Field(
         default_factory=lambda: [0], min_length=1, description="Seeds (of pretraining and of adaptation).")
     regimes: Annotated[list[RegimeName], AfterValidator(_unique)] = Field(
@@ -174,7 +176,7 @@ def _loo_problems(preset: PipelineConfig, root: str | Path) -> list[str]:
     """The ``loo`` section's suites must be the preset's, its held-out tasks tasks of their suite,
     and the resolved pretraining and adaptation configs valid."""
     problems = []
-    for suite, plan in preset.loo.suites.items():
+    for suite, plan in loo_suites(preset).items():
         if suite not in preset.suites:
             problems.append(f"loo.suites.{suite}: not one of the preset's suites {preset.suites}")
             continue
@@ -195,6 +197,11 @@ def _loo_problems(preset: PipelineConfig, root: str | Path) -> list[str]:
             except ConfigError as error:
                 problems.extend(f"loo.suites.{suite} ({stage} runs of {suite_plan.experiment}): {p}" for p in error.problems)
     return problems
+
+
+def loo_suites(preset: PipelineConfig) -> dict[str, LOOSuitePlan]:
+    """The suites with leave-one-out runs: ``loo.suites``, or none when ``loo.methods`` is empty."""
+    return dict(preset.loo.suites) if preset.loo.methods else {}
 
 
 def trained_methods(preset: PipelineConfig) -> list[str]:

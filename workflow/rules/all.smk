@@ -6,8 +6,8 @@ STUDY_OUTPUTS = [
     *(f"{figure_stem(s)}_{kind}.{ext}" for s in SUITES for kind in ("methods", "iqm") for ext in ("png", "pdf")),
     *(f"data/results/{s}/{table}" for s in SUITES for table in ("per_task_final.csv", "iqm.csv")),
     *(f"figures/{name}.{ext}" for name in [*PORTFOLIO_FIGURES, "pruning"] for ext in ("png", "pdf")),
-    *(f"figures/loo_{s}.{ext}" for s in LOO.suites for ext in ("png", "pdf")),
-    *(f"data/results/{s}/loo/loo_summary.csv" for s in LOO.suites),
+    *(f"figures/loo_{s}.{ext}" for s in LOO_SUITES for ext in ("png", "pdf")),
+    *(f"data/results/{s}/loo/loo_summary.csv" for s in LOO_SUITES),
 ]
 
 if os.path.exists("figures/all") and not all(os.path.exists(p) for p in STUDY_OUTPUTS):

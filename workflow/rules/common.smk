@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from varshare.config import REGIMES, ConfigError
 from varshare.envs.suites import SUITES as KNOWN_SUITES
-from varshare.pipeline_config import load_pipeline_config, loo_overrides, trained_methods, typed_strings
+from varshare.pipeline_config import load_pipeline_config, loo_overrides, loo_suites, trained_methods, typed_strings
 
 try:
     PRESET, EXPERIMENTS = load_pipeline_config(typed_strings(config))

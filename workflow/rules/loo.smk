@@ -2,6 +2,7 @@
 # suite but one, then learn the held-out task under each regime with the same budget; aggregate the
 # adaptation runs of a suite; one figure per suite.
 LOO = PRESET.loo
+LOO_SUITES = loo_suites(PRESET)  # none when loo.methods is empty
 
 
 def loo_dir(suite, method, holdout, seed, stage):
@@ -10,7 +11,7 @@ def loo_dir(suite, method, holdout, seed, stage):
 
 
 def loo_adaptations(wildcards):
-    plan = LOO.suites[wildcards.suite]
+    plan = LOO_SUITES[wildcards.suite]
     return [f"{loo_dir(wildcards.suite, method, holdout, seed, regime)}/done.json"
             for method in LOO.methods for holdout in plan.holdouts for seed in LOO.seeds for regime in LOO.regimes]
 
@@ -34,7 +35,7 @@ rule loo_pretrain:
         gpu=PRESET.train_resources.gpu,
     params:
         out=lambda w: loo_dir(w.suite, w.method, w.holdout, w.seed, "pretrain"),
-        overrides=lambda w: shell_overrides(loo_overrides(LOO.suites[w.suite], "pretrain")),
+        overrides=lambda w: shell_overrides(loo_overrides(LOO_SUITES[w.suite], "pretrain")),
         device=lambda w: "auto" if PRESET.train_resources.gpu else "cpu",
     shell:
         "varshare train --config {input.config} --tasks {input.tasks} --suite {wildcards.suite}"
@@ -63,7 +64,7 @@ rule loo_adapt:
     params:
         pretrained=lambda w: loo_dir(w.suite, w.method, w.holdout, w.seed, "pretrain"),
         out=lambda w: loo_dir(w.suite, w.method, w.holdout, w.seed, w.regime),
-        overrides=lambda w: shell_overrides(loo_overrides(LOO.suites[w.suite], "adapt")),
+        overrides=lambda w: shell_overrides(loo_overrides(LOO_SUITES[w.suite], "adapt")),
         device=lambda w: "auto" if PRESET.train_resources.gpu else "cpu",
     shell:
         "varshare adapt --pretrained {params.pretrained} --task {wildcards.holdout} --regime {wildcards.regime}"
@@ -82,7 +83,7 @@ rule loo_aggregate:
         meta="data/results/{suite}/loo/loo.json",
     params:
         run_dirs=lambda w, input: " ".join(str(Path(p).parent) for p in input.runs),
-        threshold=lambda w: LOO.suites[w.suite].threshold,
+        threshold=lambda w: LOO_SUITES[w.suite].threshold,
         bootstrap_seed=PRESET.bootstrap_seed,
     log:
         "logs/loo/{suite}/aggregate.log",
@@ -102,7 +103,7 @@ rule loo_figure:
         pdf="figures/loo_{suite}.pdf",
     params:
         title=lambda w: f"Leave-one-out on {SUITE_TITLE[w.suite]}: held-out "
-                        f"{', '.join(LOO.suites[w.suite].holdouts)} ({PRESET.preset} preset)",
+                        f"{', '.join(LOO_SUITES[w.suite].holdouts)} ({PRESET.preset} preset)",
     log:
         "logs/figures/loo_{suite}.log",
     shell:
