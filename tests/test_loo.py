@@ -137,6 +137,30 @@ def test_full_starts_from_the_pretrained_theta_and_its_zero_shot_return(tmp_path
     assert any(not torch.equal(final[n], p) for n, p in theta(source.state_dict(), source).items())  # θ trains
 
 
+def test_interrupted_adaptation_resumes_to_the_uninterrupted_result(tmp_path, pretrained, monkeypatch):
+    overrides = {"total_steps_per_task": 96, "checkpoint.every_steps": 32}  # a resume.pt every iteration
+    adapt(pretrained["pcgrad"], HOLDOUT, "residual", tmp_path / "reference", overrides=overrides)
+
+    iterate, calls = PPO.iterate, []
+
+    def crash_in_third_iteration(self):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return iterate(self)
+
+    monkeypatch.setattr(PPO, "iterate", crash_in_third_iteration)
+    with pytest.raises(KeyboardInterrupt):
+        adapt(pretrained["pcgrad"], HOLDOUT, "residual", tmp_path / "killed", overrides=overrides)
+    assert torch.load(tmp_path / "killed/resume.pt", weights_only=False)["iteration"] == 2
+    monkeypatch.setattr(PPO, "iterate", iterate)
+    adapt(pretrained["pcgrad"], HOLDOUT, "residual", tmp_path / "killed", overrides=overrides)
+    assert "resumed from" in (tmp_path / "killed/progress.log").read_text()
+    assert (tmp_path / "killed/metrics.csv").read_text() == (tmp_path / "reference/metrics.csv").read_text()
+    final, reference = (torch.load(tmp_path / d / "checkpoint.pt", weights_only=False)["model"] for d in ("killed", "reference"))
+    assert all(torch.equal(final[k], reference[k]) for k in reference)
+
+
 def test_scratch_ignores_the_pretrained_weights(tmp_path, pretrained):
     other = tmp_path / "other-pretrained"  # the same run with different weights
     shutil.copytree(pretrained["varshare"], other)

@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from varshare.config import REGIMES, ExperimentConfig, load_config
 from varshare.envs import TaskSpec, build_suite

@@ -245,16 +245,19 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
                         color="dimgray")
                 continue
             r = stats.loc[regime]
-            color = REGIME_COLORS[regime]
+            color, mean = REGIME_COLORS[regime], r["steps_to_threshold"]
             if math.isnan(r["steps_to_threshold_ci_low"]) or math.isnan(r["steps_to_threshold_ci_high"]):
-                ax.plot([r["steps_to_threshold"]], [y], marker="D", color=color, markersize=7)
+                ax.plot([mean], [y], marker="D", color=color, markersize=7)
+                right = mean
             else:
-                low, high = r["steps_to_threshold_ci_low"], r["steps_to_threshold_ci_high"]
-                ax.barh(y, high - low, left=low, height=0.6, color=color, alpha=0.75)
-                ax.vlines(r["steps_to_threshold"], y - 0.3, y + 0.3, color="black", linewidth=2)
+                low, right = r["steps_to_threshold_ci_low"], r["steps_to_threshold_ci_high"]
+                ax.barh(y, right - low, left=low, height=0.6, color=color, alpha=0.75)
+                ax.vlines(mean, y - 0.3, y + 0.3, color="black", linewidth=2)
+            ax.annotate(f"{mean:,.0f}", (right, y), xytext=(6, 0), textcoords="offset points", va="center",
+                        fontsize="small")
         if regimes:
             ax.axvline(budget, color="black", linestyle=":", linewidth=1)
-        ax.set_xlim(0, 1.05 * budget)
+        ax.set_xlim(-0.03 * budget, 1.05 * budget)  # a mean of 0 (zero-shot success) stays visible
         ax.set_yticks(range(len(rows)), [f"{r}\n(skipped)" if r in skips else
                                          f"{r}\n({int(stats.loc[r, 'num_censored'])}/{int(stats.loc[r, 'num_runs'])} censored)"
                                          for r in rows])
