@@ -3,6 +3,7 @@
 # adaptation runs of a suite; one figure per suite.
 LOO = PRESET.loo
 LOO_SUITES = loo_suites(PRESET)  # none when loo.methods is empty
+LOO_SOURCES = TRAIN_SOURCES + package_sources("loo.py")
 
 
 def loo_dir(suite, method, holdout, seed, stage):
@@ -51,7 +52,7 @@ rule loo_adapt:
         checkpoint="data/runs/{suite}/loo/{method}/{holdout}/seed{seed}/pretrain/checkpoint.pt",
         config="data/configs/{suite}.yaml",
         tasks="data/tasks/{suite}.json",
-        code=TRAIN_SOURCES,
+        code=LOO_SOURCES,
     output:
         done="data/runs/{suite}/loo/{method}/{holdout}/seed{seed}/{regime}/done.json",
     log:
