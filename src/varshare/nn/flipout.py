@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from varshare.nn.mean_gradients import mean_parameter_gradients
+
 
 def flipout_affine(x: Tensor, mean_weight: Tensor, mean_bias: Tensor, delta_weight: Tensor, delta_bias: Tensor,
                    sign_in: Tensor, sign_out: Tensor) -> Tensor:
@@ -48,7 +50,7 @@ class _FlipoutLinear(torch.autograd.Function):
         out.addcmul_(perturbation, sign_out)
         ctx.save_for_backward(x, flipped_x, mean_weight, delta_weight, rho_weight, rho_bias, eps_weight, eps_bias,
                               sign_in, sign_out)
-        ctx.theta_shapes = (theta_weight.dim(), theta_bias.dim())
+        ctx.theta_dims = (theta_weight.dim(), theta_bias.dim())
         return out
 
     @staticmethod
@@ -57,17 +59,11 @@ class _FlipoutLinear(torch.autograd.Function):
          sign_in, sign_out) = ctx.saved_tensors
         needs = ctx.needs_input_grad
         grad_flipped = grad_out * sign_out
-        grad_x = grad_theta_w = grad_theta_b = grad_mu_w = grad_mu_b = grad_rho_w = grad_rho_b = None
+        grad_x = grad_rho_w = grad_rho_b = None
         if needs[0]:
             grad_x = torch.bmm(grad_out, mean_weight).addcmul_(torch.bmm(grad_flipped, delta_weight), sign_in)
-        if needs[1] or needs[3]:
-            grad_mean_w = torch.bmm(grad_out.transpose(-1, -2), x)
-            grad_mu_w = grad_mean_w
-            grad_theta_w = grad_mean_w.sum(0) if ctx.theta_shapes[0] == 2 else grad_mean_w
-        if needs[2] or needs[4]:
-            grad_mean_b = grad_out.sum(1)
-            grad_mu_b = grad_mean_b
-            grad_theta_b = grad_mean_b.sum(0) if ctx.theta_shapes[1] == 1 else grad_mean_b
+        grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b = mean_parameter_gradients(
+            grad_out, x, ctx.theta_dims, needs[1] or needs[3], needs[2] or needs[4])
         if needs[5]:
             grad_delta_w = torch.bmm(grad_flipped.transpose(-1, -2), flipped_x)
             grad_rho_w = grad_delta_w.mul_(eps_weight).mul_(torch.sigmoid(rho_weight))

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from varshare.nn.mean_gradients import mean_parameter_gradients
+
 #: added to the output variance before the square root (keeps its gradient finite)
 VARIANCE_FLOOR = 1e-8
 
@@ -37,7 +39,7 @@ class _LocalReparamLinear(torch.autograd.Function):
         out.addcmul_(std, xi)
         ctx.save_for_backward(x, x_squared, mean_weight, var_weight, sigma_weight, sigma_bias, rho_weight,
                               rho_bias, std, xi)
-        ctx.theta_shapes = (theta_weight.dim(), theta_bias.dim())
+        ctx.theta_dims = (theta_weight.dim(), theta_bias.dim())
         return out
 
     @staticmethod
@@ -46,17 +48,11 @@ class _LocalReparamLinear(torch.autograd.Function):
          xi) = ctx.saved_tensors
         needs = ctx.needs_input_grad
         grad_var = grad_out * xi / (2 * std)  # ∂L/∂(output variance): [M, B, out]
-        grad_x = grad_theta_w = grad_theta_b = grad_mu_w = grad_mu_b = grad_rho_w = grad_rho_b = None
+        grad_x = grad_rho_w = grad_rho_b = None
         if needs[0]:
             grad_x = torch.bmm(grad_out, mean_weight).add_(torch.bmm(grad_var, var_weight).mul_(2 * x))
-        if needs[1] or needs[3]:
-            grad_mean_w = torch.bmm(grad_out.transpose(-1, -2), x)
-            grad_mu_w = grad_mean_w
-            grad_theta_w = grad_mean_w.sum(0) if ctx.theta_shapes[0] == 2 else grad_mean_w
-        if needs[2] or needs[4]:
-            grad_mean_b = grad_out.sum(1)
-            grad_mu_b = grad_mean_b
-            grad_theta_b = grad_mean_b.sum(0) if ctx.theta_shapes[1] == 1 else grad_mean_b
+        grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b = mean_parameter_gradients(
+            grad_out, x, ctx.theta_dims, needs[1] or needs[3], needs[2] or needs[4])
         if needs[5]:
             grad_var_w = torch.bmm(grad_var.transpose(-1, -2), x_squared)
             grad_rho_w = grad_var_w.mul_(2 * sigma_weight).mul_(torch.sigmoid(rho_weight))
