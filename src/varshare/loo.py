@@ -21,8 +21,8 @@ unseen-task initialisation.
 **Skipped regimes.** ``residual`` needs shared parameters to freeze, and θ left alone: it is
 skipped (exit 0, ``done.json`` with ``skipped``: the reason, no other file) for a method without
 shared parameters (independent) and for a method that writes θ itself after each update phase —
-one that overrides :meth:`~varshare.methods.base.Method.end_update`, whose documented purpose is
-moving parameters between θ and the residuals (varshare_reptile).
+one that declares :attr:`~varshare.methods.base.Method.writes_shared_parameters` (varshare_reptile,
+which moves α·μ into θ after every update phase).
 
 The adaptation run is an ordinary run directory (:mod:`varshare.train`: resume, atomic outputs,
 ``metrics.csv``), named ``<suite>/<method>/seed<s>/holdout-<k>/<regime>``; ``manifest.json``,
@@ -55,8 +55,8 @@ def skip_reason(regime: str, method_name: str, pretrained: ActorCritic) -> str |
         return None
     if not pretrained.shared_parameters():
         return NO_SHARED_PARAMETERS
-    if REGISTRY[method_name].end_update is not Method.end_update:
-        return (f"skipped: {method_name} writes θ itself after each update phase (Method.end_update), "
+    if REGISTRY[method_name].writes_shared_parameters:
+        return (f"skipped: {method_name} writes θ itself (Method.writes_shared_parameters), "
                 "which the residual regime freezes")
     return None
 

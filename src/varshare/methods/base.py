@@ -44,6 +44,9 @@ class Method(abc.ABC):
     #: collect rollouts with the mean weights (noise only inside updates); a variant, never the
     #: default: the first minibatch's ratio is then π_sampled / π_mean, not 1
     rollout_mean_weights: ClassVar[bool] = False
+    #: the method writes the shared parameters θ itself (outside the optimizer), e.g. in
+    #: :meth:`end_update`; leave-one-out's residual regime, which freezes θ, does not apply to it
+    writes_shared_parameters: ClassVar[bool] = False
 
     def __init__(self, config: ExperimentConfig, num_tasks: int, seed: int):
         self.config = config

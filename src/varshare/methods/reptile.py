@@ -65,6 +65,7 @@ def reptile_recenter_(layer: VariationalResidualLinear, alpha: float) -> float:
 @register
 class VarShareReptile(VarShare):
     name = "varshare_reptile"
+    writes_shared_parameters = True  # end_update moves α·μ into θ
 
     def __init__(self, config, num_tasks, seed):
         super().__init__(config, num_tasks, seed)
