@@ -59,7 +59,6 @@ class _SoftplusGaussianKL(torch.autograd.Function):
             per_element = (half_quadratic - 0.5).add_(torch.log(sigma_prior) - torch.log(sigma))
             constant = 0.0
         per_task = per_element.reshape(per_element.shape[0], -1).sum(dim=1)
-        ctx.scalar_prior = scalar_prior
         ctx.save_for_backward(diff, rho, sigma, half_quadratic,
                               *(() if scalar_prior else (sigma_prior,)))
         ctx.inv_var = inv_var

@@ -73,7 +73,7 @@ def rademacher(shape: tuple[int, ...], generator: torch.Generator | None, device
     """Independent ±1 signs (float32), 64 per random 64-bit word.
 
     Each word comes from ``torch.randint`` over the full int64 range and its bits are read with a
-    shift and a mask, which is ~4× faster than drawing one integer per sign (the per-example signs
+    shift and a mask, which is ~3× faster than drawing one integer per sign (the per-example signs
     are the bulk of a Flipout rollout's random numbers). The draws consumed from ``generator``
     depend only on ``shape``."""
     device = torch.device(device or "cpu")
