@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import torch
 
 from varshare.algos.ppo import PPO
 from varshare.config import load_config
 from varshare.envs import build_suite, make_vec_env
 from varshare.methods import make_method
+
+REPO = Path(__file__).resolve().parents[1]
+#: what the workflow needs of a checkout
+WORKFLOW_FILES = ("Snakefile", "workflow", "configs", "src")
+
+
+def copy_checkout(dest: Path, names=WORKFLOW_FILES) -> Path:
+    """Copy ``names`` (files or directories, relative to the repository) to ``dest``, as a fresh
+    checkout has them (no ``__pycache__``); returns ``dest``."""
+    for name in names:
+        source, target = REPO / name, dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    return dest
+
 
 #: a small but real PPO setting: 3 CartPole tasks × 2 envs, 8-step rollouts, 2 minibatches
 PPO_OVERRIDES = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import copy_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 # What a fresh checkout of the workflow holds (git-tracked sources; no data/, no figures/).
@@ -68,16 +68,6 @@ def file_hashes(root: Path) -> dict[str, str]:
             for top in ("data", "figures") for p in sorted((root / top).rglob("*")) if p.is_file()}
 
 
-def make_checkout(dest: Path) -> None:
-    for name in CHECKOUT:
-        source, target = REPO / name, dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-
-
 def test_shipped_dvc_yaml_persists_every_output_and_defaults_to_the_default_preset():
     dvc_yaml = yaml.safe_load((REPO / "dvc.yaml").read_text())
     (stage,) = dvc_yaml["stages"].values()
@@ -92,7 +82,7 @@ def test_shipped_dvc_yaml_persists_every_output_and_defaults_to_the_default_pres
 def test_repro_push_clone_pull_gives_identical_files_and_snakemake_has_nothing_to_do(tmp_path, env):
     origin = tmp_path / "varshare"
     storage = tmp_path / "varshare-dvc-storage"  # where the shipped .dvc/config points: next to the repo
-    make_checkout(origin)
+    copy_checkout(origin, CHECKOUT)
     run(origin, env, "git", "init", "-q")
     run(origin, env, "git", "add", "-A")
     run(origin, env, *GIT_COMMIT, "-m", "workflow")

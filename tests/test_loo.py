@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import randomise_
+from helpers import copy_checkout, randomise_
 from varshare.algos.ppo import PPO, evaluate, mean_or_nan
 from varshare.analysis.loo import regime_summary, run_table, steps_to_threshold
 from varshare.config import load_config
@@ -249,10 +249,7 @@ def test_regime_summary_counts_censored_runs_as_the_budget():
 
 # --- the pipeline ---------------------------------------------------------------------------------
 def test_smoke_dag_builds_the_loo_figure_into_figures_all(tmp_path):
-    for name in ("Snakefile", "workflow", "configs", "src"):
-        source = REPO / name
-        copy = shutil.copytree if source.is_dir() else shutil.copy2
-        copy(source, tmp_path / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if source.is_dir() else {}))
+    copy_checkout(tmp_path)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "figures/all",
                              "--configfile", "configs/smoke.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers import copy_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 SHIMS = REPO / "tests" / "slurm_shims"
@@ -34,15 +34,7 @@ TRAIN_VARSHARE = "rule_train_wildcards_cartpole10_ppo_varshare_0"  # the plugin'
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A copy of the workflow's files (profiles included), as a fresh checkout has them."""
-    work = tmp_path / "work"
-    work.mkdir()
-    for name in ("Snakefile", "workflow", "configs", "src"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, work / name)
-    return work
+    return copy_checkout(tmp_path / "work")
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import copy_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
@@ -19,13 +19,7 @@ SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]"
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """A copy of the workflow's files, as a fresh checkout has them."""
-    for name in ("Snakefile", "workflow", "configs", "src"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, tmp_path / name)
-    return tmp_path
+    return copy_checkout(tmp_path)
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
