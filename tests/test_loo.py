@@ -20,7 +20,7 @@ from varshare.algos.ppo import PPO, evaluate, mean_or_nan
 from varshare.analysis.loo import regime_summary, run_table, steps_to_threshold
 from varshare.config import load_config
 from varshare.envs import build_suite, make_vec_env
-from varshare.eval.pruning import load_run
+from varshare.run_loading import load_run
 from varshare.loo import NO_SHARED_PARAMETERS, adapt, initialiser
 from varshare.methods import make_method
 from varshare.run_io import MetricsTable

@@ -13,10 +13,11 @@ from varshare.algos.ppo import evaluate
 from varshare.cli import main
 from varshare.config import load_config
 from varshare.envs import build_suite, make_vec_env, specs_to_json
-from varshare.eval.pruning import (PRUNING_COLUMNS, PruningError, final_eval_seed, load_run, prune_residuals,
+from varshare.eval.pruning import (PRUNING_COLUMNS, PruningError, final_eval_seed, prune_residuals,
                                    prune_sweep, residual_counts, variational_layers)
 from varshare.methods import make_method
 from varshare.nn import affine
+from varshare.run_loading import load_run
 from varshare.run_io import MetricsTable
 from varshare.train import train
 

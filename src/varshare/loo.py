@@ -39,10 +39,10 @@ from pathlib import Path
 
 from varshare.config import REGIMES, ExperimentConfig, load_config
 from varshare.envs import TaskSpec, build_suite
-from varshare.eval.pruning import LoadedRun, PruningError, load_run
 from varshare.io import atomic_write_text
 from varshare.methods import REGISTRY, Method
 from varshare.nn import ActorCritic
+from varshare.run_loading import LoadedRun, NotARunError, load_run
 from varshare.train import RUN_FILES, RunDirectoryConflict, RunSetupError, run_name, train
 
 #: ``done.json``'s ``skipped`` for a method without shared parameters
@@ -112,7 +112,7 @@ def adapt(pretrained: str | Path, task: str, regime: str, out: str | Path, confi
     pretrained, out = Path(pretrained), Path(out)
     try:
         source = load_run(pretrained)  # on the CPU: its weights are copied onto the run's device
-    except PruningError as error:
+    except NotARunError as error:
         raise RunSetupError(str(error)) from None
     seed = source.seed if seed is None else seed
     config = load_config(config or pretrained / "config.yaml",

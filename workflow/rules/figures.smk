@@ -71,7 +71,7 @@ rule prune:
     input:
         done="data/runs/{suite}/{algo}/{method}/seed{seed}/done.json",
         checkpoint="data/runs/{suite}/{algo}/{method}/seed{seed}/checkpoint.pt",
-        code=TRAIN_SOURCES,
+        code=TRAIN_SOURCES + package_sources("run_loading.py"),
     output:
         "data/results/{suite}/pruning/{algo}_{method}_seed{seed}.csv",
     params:

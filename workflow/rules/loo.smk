@@ -3,7 +3,7 @@
 # adaptation runs of a suite; one figure per suite.
 LOO = PRESET.loo
 LOO_SUITES = loo_suites(PRESET)  # none when loo.methods is empty
-LOO_SOURCES = TRAIN_SOURCES + package_sources("loo.py")
+LOO_SOURCES = TRAIN_SOURCES + package_sources("loo.py", "run_loading.py")
 
 
 def loo_dir(suite, method, holdout, seed, stage):

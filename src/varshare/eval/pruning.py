@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +38,10 @@ import torch
 from torch import Tensor
 
 from varshare.algos.ppo import evaluate, mean_or_nan
-from varshare.config import ExperimentConfig, load_config
-from varshare.envs import TaskSpec, make_vec_env
-from varshare.envs.specs import read_specs
+from varshare.envs import make_vec_env
 from varshare.io import atomic_write_text
-from varshare.methods import make_method
 from varshare.nn import ActorCritic, VariationalResidualLinear
+from varshare.run_loading import LoadedRun, load_run
 
 #: bytes of one kept residual entry in the sparse encoding: float32 value + int32 index
 SPARSE_ENTRY_BYTES = 8
@@ -103,44 +100,6 @@ def prune_residuals(model: ActorCritic, eps: float) -> ResidualCounts:
         for mu in (layer.mu_weight, layer.mu_bias):
             mu.masked_fill_(mu.abs() < eps, 0.0)
     return counts
-
-
-@dataclass
-class LoadedRun:
-    """A finished run directory, rebuilt: config, tasks, method, seed and the final model."""
-
-    directory: Path
-    name: str
-    config: ExperimentConfig
-    specs: list[TaskSpec]
-    method: str
-    seed: int
-    model: ActorCritic
-
-
-def load_run(directory: str | Path, device="cpu") -> LoadedRun:
-    """Rebuild the final model of a run directory (``config.yaml``, ``tasks.json``,
-    ``manifest.json``, ``checkpoint.pt``)."""
-    directory = Path(directory)
-    for name in ("config.yaml", "tasks.json", "manifest.json", "checkpoint.pt"):
-        if not (directory / name).is_file():
-            raise PruningError(f"{directory} is not a finished run directory: {name} is missing")
-    config = load_config(directory / "config.yaml")
-    specs = read_specs(directory / "tasks.json")
-    manifest = json.loads((directory / "manifest.json").read_text())
-    method, seed = manifest["method"], int(manifest["seed"])
-    probe = make_vec_env(specs, 1, seed=0)
-    try:
-        action_dim = probe.single_action_space.n if probe.is_discrete else probe.single_action_space.shape[0]
-        obs_dim, discrete = probe.obs_dim, probe.is_discrete
-    finally:
-        probe.close()
-    model = make_method(method, config, len(specs), seed).build_model(obs_dim, int(action_dim), discrete)
-    state = torch.load(directory / "checkpoint.pt", map_location=device, weights_only=False)
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    run_name = manifest.get("run", f"{config.suite}/{method}/seed{seed}")
-    return LoadedRun(directory, run_name, config, specs, method, seed, model)
 
 
 def final_eval_seed(run: LoadedRun) -> int:
