@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from varshare.nn import gaussian_kl, softplus_gaussian_kl_per_task
+from varshare.nn import gaussian_kl, softplus_gaussian_kl_per_task, softplus_gaussian_kls_per_task
 from varshare.nn.flipout import flipout_linear
 
 
@@ -115,6 +115,22 @@ def test_fused_kl_with_tensor_prior_matches_torch_distributions_and_its_gradient
     # a posterior equal to its prior has exactly zero KL (the trust region relies on it)
     sigma = F.softplus(rho.detach())
     assert torch.count_nonzero(softplus_gaussian_kl_per_task(mu.detach(), rho.detach(), sigma, mu.detach())) == 0
+
+
+def test_fused_kl_against_several_priors_equals_one_call_per_prior_in_value_and_gradient():
+    g = torch.Generator().manual_seed(5)
+    mu = torch.randn(3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    rho = (torch.randn(3, 4, 5, generator=g, dtype=torch.float64) - 1).requires_grad_()
+    mu_prior = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
+    sigma_tensor = (torch.rand(3, 4, 5, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
+    priors = [(None, 0.2), (mu_prior, sigma_tensor), (mu_prior, 0.7)]
+    together = softplus_gaussian_kls_per_task(mu, rho, priors)
+    assert together.shape == (3, 3)
+    for row, (prior_mu, prior_sigma) in zip(together, priors):
+        torch.testing.assert_close(row, softplus_gaussian_kl_per_task(mu, rho, prior_sigma, prior_mu))
+    assert torch.autograd.gradcheck(
+        lambda a, b, s: softplus_gaussian_kls_per_task(a, b, [(None, 0.2), (mu_prior, s), (mu_prior, 0.7)]),
+        (mu, rho, sigma_tensor))
 
 
 def test_fused_row_moments_match_autograd():

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
-from varshare.nn import softplus_gaussian_kl_per_task
+from varshare.nn import softplus_gaussian_kl_per_task, softplus_gaussian_kls_per_task
 from varshare.nn.layers import flat_posterior
 
 
@@ -50,9 +50,14 @@ class VarShareTrustRegion(VarShare):
         return softplus_gaussian_kl_per_task(mu, rho, sigma_old, mu_prior=mu_old)
 
     def extra_loss(self, model, examples_per_task):
-        loss, stats = super().extra_loss(model, examples_per_task)
         if self.snapshot is None:
-            return loss, stats
-        kl = self.trust_region_kl_per_task(model).sum()
+            return super().extra_loss(model, examples_per_task)
+        options = self.config.varshare
+        mu_old, sigma_old = self.snapshot
+        mu, rho = flat_posterior(self.variational_layers(model))
+        # both KLs in one pass over the posterior (σ, log σ and their gradients computed once)
+        prior_kl, trust_region_kl = softplus_gaussian_kls_per_task(
+            mu, rho, [(None, options.sigma_prior), (mu_old, sigma_old)]).sum(dim=1)
         coef = self.config.trust_region.coef
-        return loss + coef * kl / examples_per_task, {**stats, "trust_region_kl": kl.item()}
+        loss = (options.beta * prior_kl + coef * trust_region_kl) / examples_per_task
+        return loss, {"kl": prior_kl.item(), "trust_region_kl": trust_region_kl.item()}

@@ -5,6 +5,7 @@ from varshare.nn.kl import (
     gaussian_kl,
     gaussian_kl_elements,
     softplus_gaussian_kl_per_task,
+    softplus_gaussian_kls_per_task,
 )
 from varshare.nn.layers import (
     ESTIMATORS,
@@ -39,4 +40,5 @@ __all__ = [
     "gaussian_kl",
     "gaussian_kl_elements",
     "softplus_gaussian_kl_per_task",
+    "softplus_gaussian_kls_per_task",
 ]

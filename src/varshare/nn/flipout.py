@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from varshare.nn.mean_gradients import mean_parameter_gradients
+from varshare.nn.mean_gradients import batched_outer_sum, mean_parameter_gradients
 
 
 def flipout_affine(x: Tensor, mean_weight: Tensor, mean_bias: Tensor, delta_weight: Tensor, delta_bias: Tensor,
@@ -65,8 +65,8 @@ class _FlipoutLinear(torch.autograd.Function):
         grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b = mean_parameter_gradients(
             grad_out, x, ctx.theta_dims, needs[1] or needs[3], needs[2] or needs[4])
         if needs[5]:
-            grad_delta_w = torch.bmm(grad_flipped.transpose(-1, -2), flipped_x)
-            grad_rho_w = grad_delta_w.mul_(eps_weight).mul_(torch.sigmoid(rho_weight))
+            grad_delta_w = batched_outer_sum(grad_flipped, flipped_x)
+            grad_rho_w = grad_delta_w.mul(eps_weight).mul_(torch.sigmoid(rho_weight))
         if needs[6]:
             grad_rho_b = grad_flipped.sum(1).mul_(eps_bias).mul_(torch.sigmoid(rho_bias))
         return (grad_x, grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b, grad_rho_w, grad_rho_b,

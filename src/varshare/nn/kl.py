@@ -40,43 +40,74 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, sigma_prior: float | torc
 
 
 class _SoftplusGaussianKL(torch.autograd.Function):
-    """Per-task ``KL(N(mu, softplus(rho)²) ‖ N(mu_prior, sigma_prior²))`` with a closed-form backward
-    (a few fused element-wise passes instead of autograd's chain of nodes):
-    ``KL_m = Σ [(σ² + (μ − μ_p)²) / (2 σ_p²) − log σ + log σ_p] − n/2`` over task m's ``n`` elements."""
+    """Per-task ``KL(N(mu, softplus(rho)²) ‖ N(mu_p, sigma_p²))`` against ``K`` priors at once, with
+    a closed-form backward (a few fused element-wise passes instead of autograd's chain of nodes;
+    ``σ``, ``log σ`` and ``sigmoid(ρ)`` are computed once for all priors). Per prior,
+    ``KL_m = Σ [(σ² + (μ − μ_p)²) / (2 σ_p²) − log σ + log σ_p] − n/2`` over task m's ``n`` elements.
+    ``priors`` are flattened ``(mu_p or None, sigma_p float or tensor)`` pairs; returns ``[K, M]``."""
 
     @staticmethod
-    def forward(ctx, mu, rho, sigma_prior, mu_prior):
+    def forward(ctx, mu, rho, *priors):
         sigma = torch.nn.functional.softplus(rho)
-        diff = mu if mu_prior is None else mu - mu_prior
-        scalar_prior = not torch.is_tensor(sigma_prior)
-        inv_var = 1.0 / sigma_prior**2
-        if scalar_prior:
-            half_quadratic = torch.addcmul(sigma * sigma, diff, diff).mul_(0.5 * inv_var)
-            per_element = half_quadratic - torch.log(sigma)
-            constant = math.log(sigma_prior) - 0.5
-        else:  # ordered so that q = prior gives exactly 0: σ²/(2σ²) = ½ and log σ − log σ = 0
-            half_quadratic = torch.addcmul(sigma * sigma, diff, diff).div_(2 * sigma_prior**2)
-            per_element = (half_quadratic - 0.5).add_(torch.log(sigma_prior) - torch.log(sigma))
-            constant = 0.0
-        per_task = per_element.reshape(per_element.shape[0], -1).sum(dim=1)
-        ctx.save_for_backward(diff, rho, sigma, half_quadratic,
-                              *(() if scalar_prior else (sigma_prior,)))
-        ctx.inv_var = inv_var
-        return per_task.add_(mu[0].numel() * constant)
+        log_sigma = torch.log(sigma)
+        sigma_squared = sigma * sigma
+        num_tasks = mu.shape[0]
+        sum_log_sigma = None  # Σ log σ per task, shared by the scalar priors
+        per_task, saved, inv_vars = [], [], []
+        for mu_prior, sigma_prior in zip(priors[0::2], priors[1::2]):
+            diff = mu if mu_prior is None else mu - mu_prior
+            inv_var = 1.0 / sigma_prior**2
+            if not torch.is_tensor(sigma_prior):
+                half_quadratic = torch.addcmul(sigma_squared, diff, diff).mul_(0.5 * inv_var)
+                if sum_log_sigma is None:
+                    sum_log_sigma = log_sigma.reshape(num_tasks, -1).sum(dim=1)
+                kl = half_quadratic.reshape(num_tasks, -1).sum(dim=1).sub_(sum_log_sigma)
+                kl.add_(mu[0].numel() * (math.log(sigma_prior) - 0.5))
+            else:  # element-wise, ordered so that q = prior gives exactly 0: σ²/(2σ²) = ½, log σ − log σ = 0
+                half_quadratic = torch.addcmul(sigma_squared, diff, diff).div_(2 * sigma_prior**2)
+                per_element = (half_quadratic - 0.5).add_(torch.log(sigma_prior) - log_sigma)
+                kl = per_element.reshape(num_tasks, -1).sum(dim=1)
+            per_task.append(kl)
+            saved += [diff, half_quadratic, sigma_prior if torch.is_tensor(sigma_prior) else None]
+            inv_vars.append(inv_var)
+        ctx.save_for_backward(rho, sigma, *saved)
+        ctx.inv_vars = inv_vars
+        return torch.stack(per_task)
 
     @staticmethod
     def backward(ctx, grad_output):
-        diff, rho, sigma, half_quadratic, *prior = ctx.saved_tensors
-        scale = grad_output.view(-1, *([1] * (diff.dim() - 1)))
-        inv_var = ctx.inv_var
-        grad_mu = diff * (scale * inv_var)
-        grad_rho = (sigma * inv_var).sub_(sigma.reciprocal()).mul_(torch.sigmoid(rho)).mul_(scale)
-        grad_sigma_prior = None
-        if ctx.needs_input_grad[2]:
-            (sigma_prior,) = prior
-            per_element = (1.0 - 2.0 * half_quadratic).div_(sigma_prior).mul_(scale)
-            grad_sigma_prior = per_element.sum_to_size(sigma_prior.shape)
-        return grad_mu, grad_rho, grad_sigma_prior, None
+        rho, sigma, *saved = ctx.saved_tensors
+        shape = (-1, *([1] * (rho.dim() - 1)))
+        grad_mu = grad_quadratic = grad_log = None  # Σ_k g_k (μ − μ_k)/σ_k², Σ_k g_k/σ_k², Σ_k g_k
+        grad_priors = []
+        for k, inv_var in enumerate(ctx.inv_vars):
+            diff, half_quadratic, sigma_prior = saved[3 * k: 3 * k + 3]
+            scale = grad_output[k].view(shape)
+            weight = scale * inv_var
+            grad_mu = diff * weight if grad_mu is None else grad_mu.addcmul_(diff, weight)
+            grad_quadratic = weight if grad_quadratic is None else grad_quadratic + weight
+            grad_log = scale if grad_log is None else grad_log + scale
+            grad_sigma_prior = None
+            if ctx.needs_input_grad[2 + 2 * k + 1]:
+                per_element = (1.0 - 2.0 * half_quadratic).div_(sigma_prior).mul_(scale)
+                grad_sigma_prior = per_element.sum_to_size(sigma_prior.shape)
+            grad_priors += [None, grad_sigma_prior]
+        grad_rho = (sigma * grad_quadratic).sub_(grad_log / sigma).mul_(torch.sigmoid(rho))
+        return grad_mu, grad_rho, *grad_priors
+
+
+def softplus_gaussian_kls_per_task(
+    mu: torch.Tensor, rho: torch.Tensor, priors: list[tuple[torch.Tensor | None, float | torch.Tensor]]
+) -> torch.Tensor:
+    """``[K, M]``: row ``k`` is ``KL(N(mu_m, softplus(rho_m)²) ‖ N(mu_k, sigma_k²))`` summed over each
+    task's elements, for the ``K`` priors ``priors = [(mu_k or None for 0, sigma_k), ...]``, in one
+    pass (see :func:`softplus_gaussian_kl_per_task` for the arguments and gradients)."""
+    flat: list = []
+    for mu_prior, sigma_prior in priors:
+        if mu_prior is not None and mu_prior.requires_grad:
+            raise ValueError("mu_prior is treated as a constant; pass a detached tensor")
+        flat += [mu_prior, sigma_prior if torch.is_tensor(sigma_prior) else float(sigma_prior)]
+    return _SoftplusGaussianKL.apply(mu, rho, *flat)
 
 
 def softplus_gaussian_kl_per_task(mu: torch.Tensor, rho: torch.Tensor, sigma_prior: float | torch.Tensor,
@@ -93,11 +124,7 @@ def softplus_gaussian_kl_per_task(mu: torch.Tensor, rho: torch.Tensor, sigma_pri
     Gradients: ``∂/∂mu = (mu − mu_prior) / σ_p²``, ``∂/∂rho = (σ / σ_p² − 1/σ) · sigmoid(rho)``,
     ``∂/∂σ_p = 1/σ_p − (σ² + (mu − mu_prior)²) / σ_p³`` (summed to ``sigma_prior``'s shape).
     """
-    if mu_prior is not None and mu_prior.requires_grad:
-        raise ValueError("mu_prior is treated as a constant; pass a detached tensor")
-    if not torch.is_tensor(sigma_prior):
-        sigma_prior = float(sigma_prior)
-    return _SoftplusGaussianKL.apply(mu, rho, sigma_prior, mu_prior)
+    return softplus_gaussian_kls_per_task(mu, rho, [(mu_prior, sigma_prior)])[0]
 
 
 class _SoftplusGaussianRowMoments(torch.autograd.Function):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from varshare.nn.mean_gradients import mean_parameter_gradients
+from varshare.nn.mean_gradients import batched_outer_sum, mean_parameter_gradients
 
 #: added to the output variance before the square root (keeps its gradient finite)
 VARIANCE_FLOOR = 1e-8
@@ -54,8 +54,8 @@ class _LocalReparamLinear(torch.autograd.Function):
         grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b = mean_parameter_gradients(
             grad_out, x, ctx.theta_dims, needs[1] or needs[3], needs[2] or needs[4])
         if needs[5]:
-            grad_var_w = torch.bmm(grad_var.transpose(-1, -2), x_squared)
-            grad_rho_w = grad_var_w.mul_(2 * sigma_weight).mul_(torch.sigmoid(rho_weight))
+            grad_var_w = batched_outer_sum(grad_var, x_squared)
+            grad_rho_w = grad_var_w.mul(2 * sigma_weight).mul_(torch.sigmoid(rho_weight))
         if needs[6]:
             grad_rho_b = grad_var.sum(1).mul_(2 * sigma_bias).mul_(torch.sigmoid(rho_bias))
         return grad_x, grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b, grad_rho_w, grad_rho_b, None
