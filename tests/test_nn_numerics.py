@@ -133,17 +133,23 @@ def test_fused_kl_against_several_priors_equals_one_call_per_prior_in_value_and_
         (mu, rho, sigma_tensor))
 
 
-def test_fused_row_moments_match_autograd():
-    from varshare.nn.kl import softplus_gaussian_row_moments
+def test_fused_group_moments_match_a_per_group_loop():
+    from varshare.nn.kl import softplus_gaussian_group_moments
 
     g = torch.Generator().manual_seed(5)
-    mu = torch.randn(3, 4, 6, generator=g, dtype=torch.float64, requires_grad=True)
-    rho = torch.randn(3, 4, 6, generator=g, dtype=torch.float64, requires_grad=True)
-    second_moment, log_sigma = softplus_gaussian_row_moments(mu, rho)
+    # groups 0-2: rows of a [3, 4] block plus one element each of a [3, 1] block; groups 3-4: rows of [2, 2]
+    blocks = ((0, 3, 4), (0, 3, 1), (3, 2, 2))
+    mu = torch.randn(2, 19, generator=g, dtype=torch.float64, requires_grad=True)
+    rho = torch.randn(2, 19, generator=g, dtype=torch.float64, requires_grad=True)
+    second_moment, log_sigma = softplus_gaussian_group_moments(mu, rho, blocks)
+    members = [[0, 1, 2, 3, 12], [4, 5, 6, 7, 13], [8, 9, 10, 11, 14], [15, 16], [17, 18]]
     sigma = F.softplus(rho)
-    torch.testing.assert_close(second_moment, (sigma**2 + mu**2).sum(dim=-1))
-    torch.testing.assert_close(log_sigma, sigma.log().sum(dim=-1))
-    assert torch.autograd.gradcheck(softplus_gaussian_row_moments, (mu, rho))
+    for group, elements in enumerate(members):
+        torch.testing.assert_close(second_moment[:, group], (sigma**2 + mu**2)[:, elements].sum(dim=1))
+        torch.testing.assert_close(log_sigma[:, group], sigma.log()[:, elements].sum(dim=1))
+    assert torch.autograd.gradcheck(lambda a, b: softplus_gaussian_group_moments(a, b, blocks), (mu, rho))
+    with pytest.raises(ValueError, match="cover 18 elements"):
+        softplus_gaussian_group_moments(mu, rho, ((0, 3, 4), (0, 3, 1), (3, 2, 1), (3, 1, 1)))
 
 
 def _local_reparam_by_autograd(x, theta_w, theta_b, mu_w, mu_b, rho_w, rho_b, xi):

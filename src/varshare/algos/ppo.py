@@ -244,19 +244,31 @@ class PPO:
             update_noise = rollout.rollout_noise
             batch_noise = {k: flat(v) for k, v in rollout.example_noise.items()}
         permutations = [torch.randperm(B, generator=self.generator, device=self.device) for _ in range(p.update_epochs)]
-        minibatches = [perm.split(self.minibatch_per_task) for perm in permutations]
 
-        behaviour_noise = None if rollout.mean_weights else (batch_noise, update_noise)
-        old_logprobs = self._replay_logprobs(batch, behaviour_noise, minibatches[0])
+        def shuffled(perm: Tensor) -> tuple[dict[str, Tensor], Noise]:
+            """The batch and per-example noise in ``perm``'s order: one gather per tensor and epoch;
+            minibatches are then consecutive slices (views) of it."""
+            return ({k: v.index_select(1, perm) for k, v in batch.items()},
+                    {k: v.index_select(1, perm) for k, v in batch_noise.items()})
+
+        def minibatches(epoch_batch: dict[str, Tensor], epoch_noise: Noise):
+            for start in range(0, B, self.minibatch_per_task):
+                window = slice(start, start + self.minibatch_per_task)
+                yield ({k: v[:, window] for k, v in epoch_batch.items()},
+                       {**update_noise, **{k: v[:, window] for k, v in epoch_noise.items()}})
+
+        first_epoch = shuffled(permutations[0])
+        replayed = self._replay_logprobs(minibatches(*first_epoch), rollout.mean_weights)  # epoch-0 order
+        old_logprobs = torch.empty_like(replayed)
+        old_logprobs[:, permutations[0]] = replayed  # back to rollout order
         replay_error = (old_logprobs - flat(rollout.logprobs)).abs().max().item()
 
         stats: dict[str, list[float]] = {}
-        for epoch_minibatches in minibatches:
-            for index in epoch_minibatches:
-                mb = {k: v.index_select(1, index) for k, v in batch.items()}
-                noise = {**update_noise, **{k: v.index_select(1, index) for k, v in batch_noise.items()}}
-                step_stats = self._minibatch_step(mb, noise, old_logprobs.index_select(1, index))
-                for key, value in step_stats.items():
+        for epoch, perm in enumerate(permutations):
+            epoch_batch, epoch_noise = first_epoch if epoch == 0 else shuffled(perm)
+            epoch_batch["old_logprobs"] = old_logprobs.index_select(1, perm)
+            for mb, noise in minibatches(epoch_batch, epoch_noise):
+                for key, value in self._minibatch_step(mb, noise).items():
                     stats.setdefault(key, []).append(value)
 
         values = {key: float(np.mean(v)) for key, v in stats.items()}
@@ -286,29 +298,28 @@ class PPO:
             return self.model(obs, noise)
         return functional_call(self.model, replicas, (obs, noise))
 
-    def _replay_logprobs(self, batch, behaviour_noise, first_epoch_minibatches) -> Tensor:
-        """Log-probabilities of the rollout's actions under the rollout's weights and noise
-        (``behaviour_noise = (per-example noise [M, B, k], rollout noise)``, or None for mean
-        weights), computed minibatch by minibatch exactly as the first epoch's training steps."""
-        old = torch.zeros_like(batch["values"])
+    def _replay_logprobs(self, first_epoch_minibatches, mean_weights: bool) -> Tensor:
+        """``[M, B]`` log-probabilities of the rollout's actions under the rollout's weights and noise
+        (mean weights if ``mean_weights``), computed minibatch by minibatch exactly as the first
+        epoch's training steps (same tensors, same layout), in that epoch's example order.
+        ``first_epoch_minibatches``: its ``(minibatch, noise)`` pairs."""
+        old = []
         with torch.no_grad():
             replicas = self._replica_parameters()
-            for index in first_epoch_minibatches:
-                noise = None
-                if behaviour_noise is not None:
-                    batch_noise, rollout_noise = behaviour_noise
-                    noise = {**rollout_noise, **{k: v.index_select(1, index) for k, v in batch_noise.items()}}
-                output = self._forward(batch["obs"].index_select(1, index), noise, replicas)
-                old[:, index] = output.log_prob(batch["actions"].index_select(1, index))
-        return old
+            for mb, noise in first_epoch_minibatches:
+                output = self._forward(mb["obs"], None if mean_weights else noise, replicas)
+                old.append(output.log_prob(mb["actions"]))
+        return torch.cat(old, dim=1)
 
-    def _minibatch_step(self, mb: dict[str, Tensor], noise: Noise, old_logprob: Tensor) -> dict[str, float]:
+    def _minibatch_step(self, mb: dict[str, Tensor], noise: Noise) -> dict[str, float]:
+        """One clipped-surrogate step on minibatch ``mb`` (``[M, b, ...]`` tensors, the behaviour
+        policy's ``old_logprobs`` among them) with weight noise ``noise``; returns its statistics."""
         p = self.ppo
         replicas = self._replica_parameters()
         output = self._forward(mb["obs"], noise, replicas)
         new_logprob = output.log_prob(mb["actions"])
         entropy = output.entropy()
-        log_ratio = new_logprob - old_logprob
+        log_ratio = new_logprob - mb["old_logprobs"]
         ratio = log_ratio.exp()
         with torch.no_grad():
             approx_kl = ((ratio - 1) - log_ratio).mean()

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from varshare.nn import ActorCritic, MultiTaskLinear, Noise
+from varshare.nn.networks import group_by_layer
 
 #: the strategies training logs (``mean`` first)
 STRATEGIES: tuple[str, ...] = ("mean", "sample-1", "sample-5")
@@ -117,13 +118,16 @@ class WeightDraws:
                                     else _layer_draw(layer, i, generator)).items()}
                 for _ in range(batch_size)
             ]
+        self._cache_by_layer = group_by_layer(self.cache)
+        self._per_example_by_layer = [group_by_layer(noise) for noise in self.per_example]
 
     def actor_output(self, obs: Tensor) -> Tensor:
         """Actor outputs ``[M, batch_size, out]`` (logits / action means) for ``obs``
         ``[M, batch_size, obs_dim]``, example ``b`` with draw ``b``."""
         if self.native:
-            return self.actor(obs, self.cache)
-        return torch.cat([self.actor(obs[:, b:b + 1], noise) for b, noise in enumerate(self.per_example)], dim=1)
+            return self.actor(obs, self._cache_by_layer)
+        return torch.cat([self.actor(obs[:, b:b + 1], noise) for b, noise in enumerate(self._per_example_by_layer)],
+                         dim=1)
 
 
 def strategy_generator(seed: int, draws: int, device) -> torch.Generator:

@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from varshare.nn.kl import softplus_gaussian_row_moments
-from varshare.nn.layers import VariationalResidualLinear
+from varshare.nn.kl import softplus_gaussian_group_moments
+from varshare.nn.layers import VariationalResidualLinear, flat_posterior
 
 #: quadrature points for ``E[log(1 + λ²)]`` under the log-normal ``q(λ)``
 GAUSS_HERMITE_NODES = 64
@@ -58,12 +58,29 @@ def _quadrature(like: Tensor) -> tuple[Tensor, Tensor]:
     return _QUADRATURE[key]
 
 
+class _ExpectedLog1pSquare(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, loc, scale):
+        nodes, weights = _quadrature(loc)
+        doubled = torch.addcmul(loc.unsqueeze(-1), scale.unsqueeze(-1), nodes).mul_(2)  # 2u: [..., K]
+        ctx.save_for_backward(doubled)
+        return F.softplus(doubled) @ weights
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (doubled,) = ctx.saved_tensors
+        nodes, weights = _quadrature(doubled)
+        # d/d loc = Σ_k w_k 2 sigmoid(2u_k),  d/d scale = Σ_k w_k 2 sigmoid(2u_k) √2 t_k: one matmul
+        coefficients = torch.stack([2 * weights, 2 * weights * nodes], dim=1)  # [K, 2]
+        grads = (torch.sigmoid(doubled) @ coefficients).mul_(grad_output.unsqueeze(-1))
+        return grads[..., 0], grads[..., 1]
+
+
 def expected_log1p_square(loc: Tensor, scale: Tensor) -> Tensor:
     """``E[log(1 + λ²)]`` for ``log λ ~ N(loc, scale²)``, element-wise, by Gauss–Hermite quadrature:
-    ``π^{-1/2} Σ_k w_k softplus(2(loc + √2 scale t_k))``."""
-    nodes, weights = _quadrature(loc)
-    u = torch.addcmul(loc.unsqueeze(-1), scale.unsqueeze(-1), nodes)
-    return F.softplus(2 * u) @ weights
+    ``π^{-1/2} Σ_k w_k softplus(2(loc + √2 scale t_k))``, with a fused backward
+    (``d softplus(y)/dy = sigmoid(y)``)."""
+    return _ExpectedLog1pSquare.apply(loc, scale)
 
 
 def lognormal_halfcauchy_kl(loc: Tensor, scale: Tensor) -> Tensor:
@@ -114,17 +131,16 @@ class HorseshoeResidualLinear(VariationalResidualLinear):
 
 def horseshoe_kl_per_task(layers: list[HorseshoeResidualLinear], tau0: float) -> Tensor:
     """``[M]``: ``Σ_layers KL(q(φ_m) q(λ_m) ‖ p(φ_m | λ_m) p(λ_m))`` (module docstring), global scale
-    ``tau0``. The per-group terms of all layers are concatenated (``[M, Σ out]``) and computed in one
-    pass; the per-element sums use the fused :func:`softplus_gaussian_row_moments`."""
-    second_moments, log_sigmas, group_sizes = [], [], []
-    for layer in layers:
-        sq_w, log_sigma_w = softplus_gaussian_row_moments(layer.mu_weight, layer.rho_weight)  # per group: [M, out]
-        sq_b, log_sigma_b = softplus_gaussian_row_moments(layer.mu_bias.unsqueeze(-1), layer.rho_bias.unsqueeze(-1))
-        second_moments.append(sq_w + sq_b)
-        log_sigmas.append(log_sigma_w + log_sigma_b)
-        group_sizes.append(torch.full((layer.out_features,), float(layer.in_features + 1)))
-    second_moment, log_sigma = torch.cat(second_moments, dim=1), torch.cat(log_sigmas, dim=1)
-    group_size = torch.cat(group_sizes).to(second_moment)
+    ``tau0``. All layers are computed in one pass: the per-group sums of ``σ² + μ²`` and ``log σ``
+    over the flat posterior (:func:`softplus_gaussian_group_moments`; group ``j`` of a layer is weight
+    row ``j`` and bias element ``j``), then the per-group terms over ``[M, Σ out]``."""
+    blocks, first = [], 0
+    for layer in layers:  # flat_posterior's order: each layer's weight rows, then its bias
+        blocks += [(first, layer.out_features, layer.in_features), (first, layer.out_features, 1)]
+        first += layer.out_features
+    second_moment, log_sigma = softplus_gaussian_group_moments(*flat_posterior(layers), tuple(blocks))
+    group_size = torch.cat([second_moment.new_full((layer.out_features,), layer.in_features + 1.0)
+                            for layer in layers])
     loc = torch.cat([layer.scale_loc for layer in layers], dim=1)
     s = F.softplus(torch.cat([layer.scale_rho for layer in layers], dim=1))
     half_inv_var = torch.exp(2 * (s.square() - loc)) / (2 * tau0**2)  # E[λ⁻²] / (2 τ0²): [M, Σ out]

@@ -127,26 +127,67 @@ def softplus_gaussian_kl_per_task(mu: torch.Tensor, rho: torch.Tensor, sigma_pri
     return softplus_gaussian_kls_per_task(mu, rho, [(mu_prior, sigma_prior)])[0]
 
 
-class _SoftplusGaussianRowMoments(torch.autograd.Function):
+#: ``(first_group, num_rows, row_length)``: a contiguous block of a flat ``[M, P]`` posterior whose
+#: ``num_rows`` consecutive rows of ``row_length`` elements belong to groups ``first_group + r``
+GroupBlock = tuple[int, int, int]
+
+_GROUP_INDEX: dict[tuple[tuple[GroupBlock, ...], torch.device], torch.Tensor] = {}
+
+
+def _group_index(blocks: tuple[GroupBlock, ...], device: torch.device) -> torch.Tensor:
+    """``[P]``: the group of every flat element (cached per layout)."""
+    key = (blocks, device)
+    if key not in _GROUP_INDEX:
+        _GROUP_INDEX[key] = torch.cat([
+            torch.arange(first, first + rows, device=device).repeat_interleave(length)
+            for first, rows, length in blocks
+        ])
+    return _GROUP_INDEX[key]
+
+
+class _SoftplusGaussianGroupMoments(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, mu, rho):
+    def forward(ctx, mu, rho, blocks, num_groups):
         sigma = torch.nn.functional.softplus(rho)
-        ctx.save_for_backward(mu, rho, sigma)
-        return torch.addcmul(sigma * sigma, mu, mu).sum(dim=-1), torch.log(sigma).sum(dim=-1)
+        num_tasks = mu.shape[0]
+        stats = mu.new_empty((2, *mu.shape))  # σ² + μ², log σ
+        torch.addcmul(sigma * sigma, mu, mu, out=stats[0])
+        torch.log(sigma, out=stats[1])
+        sums = mu.new_zeros((2, num_tasks, num_groups))
+        position = 0
+        for first, rows, length in blocks:
+            block = stats[:, :, position: position + rows * length].view(2, num_tasks, rows, length)
+            sums[:, :, first: first + rows] += block.sum(dim=-1)
+            position += rows * length
+        ctx.save_for_backward(mu, rho, sigma, _group_index(blocks, mu.device))
+        return sums[0], sums[1]
 
     @staticmethod
     def backward(ctx, grad_second_moment, grad_log_sigma):
-        mu, rho, sigma = ctx.saved_tensors
-        g_sq, g_log = grad_second_moment.unsqueeze(-1), grad_log_sigma.unsqueeze(-1)
-        grad_mu = mu * (2 * g_sq)
-        grad_rho = (sigma * (2 * g_sq)).add_(g_log / sigma).mul_(torch.sigmoid(rho))
-        return grad_mu, grad_rho
+        mu, rho, sigma, group_index = ctx.saved_tensors
+        g_sq = grad_second_moment.index_select(1, group_index).mul_(2)  # per element: [M, P]
+        g_log = grad_log_sigma.index_select(1, group_index)
+        grad_mu = mu * g_sq
+        grad_rho = (sigma * g_sq).add_(g_log.div_(sigma)).mul_(torch.sigmoid(rho))
+        return grad_mu, grad_rho, None, None
 
 
-def softplus_gaussian_row_moments(mu: torch.Tensor, rho: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row sums over the last axis of ``σ² + μ²`` and of ``log σ`` for ``σ = softplus(rho)``, with a
-    fused closed-form backward: two tensors of shape ``mu.shape[:-1]`` (the per-group sufficient
-    statistics of a Gaussian posterior under a per-row prior scale, e.g. the horseshoe's).
+def softplus_gaussian_group_moments(mu: torch.Tensor, rho: torch.Tensor, blocks: tuple[GroupBlock, ...]
+                                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-group sums of ``σ² + μ²`` and of ``log σ`` (``σ = softplus(rho)``) over a flat posterior,
+    with a fused closed-form backward: the sufficient statistics of a Gaussian posterior under a
+    per-group prior scale (e.g. the horseshoe's).
+
+    Args:
+        mu, rho: ``[M, P]`` flat posterior (e.g. :func:`varshare.nn.layers.flat_posterior`).
+        blocks: the layout, :data:`GroupBlock` s covering ``P`` in order; groups may span several
+            blocks (a weight row and its bias element).
+
+    Returns:
+        two ``[M, G]`` tensors, ``G`` = number of groups.
 
     Gradients: ``∂(σ² + μ²)/∂μ = 2μ``, ``∂(σ² + μ²)/∂ρ = 2σ·sigmoid(ρ)``, ``∂ log σ/∂ρ = sigmoid(ρ)/σ``."""
-    return _SoftplusGaussianRowMoments.apply(mu, rho)
+    if sum(rows * length for _, rows, length in blocks) != mu.shape[1]:
+        raise ValueError(f"blocks cover {sum(r * n for _, r, n in blocks)} elements, the posterior has {mu.shape[1]}")
+    num_groups = max(first + rows for first, rows, _ in blocks)
+    return _SoftplusGaussianGroupMoments.apply(mu, rho, tuple(blocks), num_groups)

@@ -56,16 +56,19 @@ class MultiTaskMLP(nn.Module):
             make_layer(a, b, i == last, head_gain if i == last else math.sqrt(2))
             for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
         )
+        self._layer_names = [str(i) for i in range(len(self.layers))]
 
-    def forward(self, x: Tensor, noise: Noise | None = None) -> Tensor:
-        """``x`` ``[M, B, in_dim]`` → ``[M, B, out_dim]``; ``noise`` keys are ``"<layer>.<name>"``."""
+    def forward(self, x: Tensor, layer_noise: dict[str, Noise] | None = None) -> Tensor:
+        """``x`` ``[M, B, in_dim]`` → ``[M, B, out_dim]``. ``layer_noise``: each layer's noise by its
+        index (``{"0": {"eps_weight": t, ...}, ...}``, as :func:`route_noise` makes it; a layer
+        without an entry gets none), or None for the mean weights."""
         if self.task_embedding is not None:
             embedding = F.normalize(self.task_embedding, dim=-1)
             x = torch.cat([x, embedding.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
-        per_layer = _split_noise(noise)
+        last = len(self.layers) - 1
         for index, layer in enumerate(self.layers):
-            x = layer(x, None if per_layer is None else per_layer.get(str(index), {}))
-            if index < len(self.layers) - 1:
+            x = layer(x, None if layer_noise is None else layer_noise.get(self._layer_names[index], _NO_NOISE))
+            if index < last:
                 x = self.activation(x)
         return x
 
@@ -149,9 +152,9 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: Tensor, noise: Noise | None = None) -> PolicyOutput:
         """``obs`` ``[M, B, obs_dim]`` → :class:`PolicyOutput`; ``noise=None`` uses mean weights."""
-        parts = _split_noise(noise)
-        logits = self.actor(obs, None if parts is None else parts.get("actor", {}))
-        value = self.critic(obs, None if parts is None else parts.get("critic", {})).squeeze(-1)
+        routed = route_noise(noise)
+        logits = self.actor(obs, None if routed is None else routed.get("actor", _NO_NOISE))
+        value = self.critic(obs, None if routed is None else routed.get("critic", _NO_NOISE)).squeeze(-1)
         log_std = None
         if self.log_std is not None:
             log_std = self.log_std.unsqueeze(1).expand_as(logits)
@@ -200,16 +203,41 @@ def _sub_noise(noise: Noise | None, prefix: str) -> Noise | None:
     return {key[len(prefix):]: value for key, value in noise.items() if key.startswith(prefix)}
 
 
-def _split_noise(noise: Noise | None) -> dict[str, Noise] | None:
-    """``noise`` grouped by the first component of its keys, with that component removed:
-    ``{"actor.0.eps": t}`` → ``{"actor": {"0.eps": t}}`` (one pass; None if no noise)."""
+_NO_NOISE: dict = {}  # read-only stand-in for "this part has no noise"
+_KEY_PARTS: dict[str, tuple[str, str, str]] = {}  # "actor.0.eps_weight" -> ("actor", "0", "eps_weight")
+
+
+def route_noise(noise: Noise | None) -> dict[str, dict[str, Noise]] | None:
+    """Flat ``noise`` (keys ``"<network>.<layer>.<name>"``) grouped by network and layer:
+    ``{"actor.0.eps": t}`` → ``{"actor": {"0": {"eps": t}}}``, in one pass with each key's split
+    cached (routing runs on every forward pass, ~130 times per rollout). None stays None."""
     if noise is None:
         return None
-    groups: dict[str, Noise] = {}
+    routed: dict[str, dict[str, Noise]] = {}
     for key, value in noise.items():
-        head, _, rest = key.partition(".")
-        groups.setdefault(head, {})[rest] = value
-    return groups
+        parts = _KEY_PARTS.get(key)
+        if parts is None:
+            network, layer, name = key.split(".", 2)
+            parts = _KEY_PARTS[key] = (network, layer, name)
+        network, layer, name = parts
+        layers = routed.get(network)
+        if layers is None:
+            layers = routed[network] = {}
+        layer_noise = layers.get(layer)
+        if layer_noise is None:
+            layer_noise = layers[layer] = {}
+        layer_noise[name] = value
+    return routed
+
+
+def group_by_layer(noise: Noise) -> dict[str, Noise]:
+    """One network's flat noise (keys ``"<layer>.<name>"``) as :meth:`MultiTaskMLP.forward` takes it:
+    ``{"0.eps": t}`` → ``{"0": {"eps": t}}``."""
+    grouped: dict[str, Noise] = {}
+    for key, value in noise.items():
+        layer, name = key.split(".", 1)
+        grouped.setdefault(layer, {})[name] = value
+    return grouped
 
 
 def _prefixed(parts) -> Noise:
