@@ -88,14 +88,15 @@ def test_rademacher_signs_are_balanced_independent_and_reproducible():
     from varshare.nn.layers import rademacher
 
     n = 40_000
-    signs = rademacher((n, 100), torch.Generator().manual_seed(0), "cpu")  # two words per row
-    assert signs.dtype == torch.float32 and set(signs.unique().tolist()) == {-1.0, 1.0}
+    stored = rademacher((n, 100), torch.Generator().manual_seed(0), "cpu")  # two words per row
+    assert stored.dtype == torch.int8 and set(stored.unique().tolist()) == {-1, 1}
+    signs = stored.float()
     five_sigma = 5 / n**0.5
     assert signs.mean(dim=0).abs().max() < five_sigma  # every bit position is a fair coin
     correlation = (signs.T @ signs) / n - torch.eye(100)
     assert correlation.abs().max() < five_sigma  # no two positions (same word or not) correlate
     again = rademacher((n, 100), torch.Generator().manual_seed(0), "cpu")
-    assert torch.equal(signs, again)
+    assert torch.equal(stored, again)
 
 
 def test_fused_kl_with_tensor_prior_matches_torch_distributions_and_its_gradients_are_exact():

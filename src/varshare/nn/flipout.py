@@ -30,16 +30,18 @@ def flipout_affine(x: Tensor, mean_weight: Tensor, mean_bias: Tensor, delta_weig
     """The Flipout output from derived tensors (no parameter gradients; used by rollout caches).
 
     Shapes: ``x``, ``sign_in`` ``[M, B, in]``; ``mean_weight``, ``delta_weight`` ``[M, out, in]``;
-    ``mean_bias``, ``delta_bias`` ``[M, out]``; ``sign_out`` ``[M, B, out]`` → ``[M, B, out]``."""
+    ``mean_bias``, ``delta_bias`` ``[M, out]``; ``sign_out`` ``[M, B, out]`` → ``[M, B, out]``.
+    Signs may be stored in any dtype (e.g. ``int8``); they are cast to ``x``'s."""
     out = torch.baddbmm(mean_bias.unsqueeze(-2), x, mean_weight.transpose(-1, -2))
-    perturbation = torch.baddbmm(delta_bias.unsqueeze(-2), x * sign_in, delta_weight.transpose(-1, -2))
-    return out.addcmul_(perturbation, sign_out)
+    perturbation = torch.baddbmm(delta_bias.unsqueeze(-2), x * sign_in.to(x.dtype), delta_weight.transpose(-1, -2))
+    return out.addcmul_(perturbation, sign_out.to(x.dtype))
 
 
 class _FlipoutLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, theta_weight, theta_bias, mu_weight, mu_bias, rho_weight, rho_bias,
                 eps_weight, eps_bias, sign_in, sign_out):
+        sign_in, sign_out = sign_in.to(x.dtype), sign_out.to(x.dtype)
         mean_weight = theta_weight + mu_weight
         delta_weight = F.softplus(rho_weight).mul_(eps_weight)
         mean_bias = theta_bias + mu_bias
@@ -81,7 +83,7 @@ def flipout_linear(x: Tensor, theta_weight: Tensor, theta_bias: Tensor, mu_weigh
 
     Shapes: ``x``, ``sign_in`` ``[M, B, in]``; ``θ_weight`` ``[out, in]`` (or task-replicated
     ``[M, out, in]``); ``μ``, ``ρ``, ``ε`` weights ``[M, out, in]``; ``θ_bias`` ``[out]`` (or
-    ``[M, out]``); ``μ``, ``ρ``, ``ε`` biases ``[M, out]``; ``sign_out`` ``[M, B, out]``.
-    Returns ``[M, B, out]``."""
+    ``[M, out]``); ``μ``, ``ρ``, ``ε`` biases ``[M, out]``; ``sign_out`` ``[M, B, out]`` (signs in any
+    dtype, e.g. :func:`~varshare.nn.layers.rademacher`'s ``int8``). Returns ``[M, B, out]``."""
     return _FlipoutLinear.apply(x, theta_weight, theta_bias, mu_weight, mu_bias, rho_weight, rho_bias,
                                 eps_weight, eps_bias, sign_in, sign_out)
