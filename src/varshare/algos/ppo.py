@@ -176,7 +176,7 @@ class PPO:
         model, gamma = self.model, self.ppo.gamma
         mean_weights = self.method.rollout_mean_weights
         rollout_noise = {} if mean_weights else model.rollout_noise(self.generator)
-        cached = None if mean_weights else {**rollout_noise, **model.rollout_cache(rollout_noise)}
+        cached = None if mean_weights else model.rollout_cache(rollout_noise)  # replaces rollout_noise
         obs = torch.zeros((M, T, N, self.env.obs_dim), device=self.device)
         action_shape = () if self.env.is_discrete else self.env.single_action_space.shape
         actions = torch.zeros((M, T, N, *action_shape), device=self.device,

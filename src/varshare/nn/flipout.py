@@ -31,10 +31,10 @@ def flipout_affine(x: Tensor, mean_weight: Tensor, mean_bias: Tensor, delta_weig
 
     Shapes: ``x``, ``sign_in`` ``[M, B, in]``; ``mean_weight``, ``delta_weight`` ``[M, out, in]``;
     ``mean_bias``, ``delta_bias`` ``[M, out]``; ``sign_out`` ``[M, B, out]`` → ``[M, B, out]``.
-    Signs may be stored in any dtype (e.g. ``int8``); they are cast to ``x``'s."""
+    Signs may be stored in any dtype (e.g. ``int8``; type promotion gives ``x``'s dtype)."""
     out = torch.baddbmm(mean_bias.unsqueeze(-2), x, mean_weight.transpose(-1, -2))
-    perturbation = torch.baddbmm(delta_bias.unsqueeze(-2), x * sign_in.to(x.dtype), delta_weight.transpose(-1, -2))
-    return out.addcmul_(perturbation, sign_out.to(x.dtype))
+    perturbation = torch.baddbmm(delta_bias.unsqueeze(-2), x * sign_in, delta_weight.transpose(-1, -2))
+    return out.addcmul_(perturbation, sign_out)
 
 
 class _FlipoutLinear(torch.autograd.Function):

@@ -62,7 +62,9 @@ class _ExpectedLog1pSquare(torch.autograd.Function):
     @staticmethod
     def forward(ctx, loc, scale):
         nodes, weights = _quadrature(loc)
-        doubled = torch.addcmul(loc.unsqueeze(-1), scale.unsqueeze(-1), nodes).mul_(2)  # 2u: [..., K]
+        # 2u_k = 2 loc + 2 scale √2 t_k as one small GEMM [..., 2] @ [2, K] (a broadcast multiply-add
+        # over [..., K] is 3x slower)
+        doubled = torch.stack([loc, scale], dim=-1) @ torch.stack([torch.full_like(nodes, 2.0), 2 * nodes])
         ctx.save_for_backward(doubled)
         return F.softplus(doubled) @ weights
 
@@ -70,10 +72,11 @@ class _ExpectedLog1pSquare(torch.autograd.Function):
     def backward(ctx, grad_output):
         (doubled,) = ctx.saved_tensors
         nodes, weights = _quadrature(doubled)
-        # d/d loc = Σ_k w_k 2 sigmoid(2u_k),  d/d scale = Σ_k w_k 2 sigmoid(2u_k) √2 t_k: one matmul
-        coefficients = torch.stack([2 * weights, 2 * weights * nodes], dim=1)  # [K, 2]
-        grads = (torch.sigmoid(doubled) @ coefficients).mul_(grad_output.unsqueeze(-1))
-        return grads[..., 0], grads[..., 1]
+        # d/d loc = Σ_k w_k 2 sigmoid(2u_k),  d/d scale = Σ_k w_k 2 sigmoid(2u_k) √2 t_k
+        slope = torch.sigmoid(doubled)
+        grad_loc = (slope @ (2 * weights)).mul_(grad_output)
+        grad_scale = (slope @ (2 * weights * nodes)).mul_(grad_output)
+        return grad_loc, grad_scale
 
 
 def expected_log1p_square(loc: Tensor, scale: Tensor) -> Tensor:

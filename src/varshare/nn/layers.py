@@ -119,11 +119,11 @@ class MultiTaskLinear(nn.Module):
         return {}
 
     def rollout_cache(self, rollout_noise: Noise) -> Noise:
-        """Tensors a forward pass would derive from the parameters and ``rollout_noise``, computed
-        once (without gradient) so the many forward passes of a rollout can reuse them; pass them
-        inside ``noise`` together with the per-example noise. Only valid while parameters are
-        unchanged."""
-        return {}
+        """What a forward pass would derive from the parameters and ``rollout_noise``, computed once
+        (without gradient) so the many forward passes of a rollout can reuse it: pass it as
+        ``noise``, *instead of* ``rollout_noise``, merged with the per-example noise. Only valid
+        while parameters are unchanged. Default: ``rollout_noise`` itself (nothing to precompute)."""
+        return rollout_noise
 
     @property
     def stochastic_weights(self) -> bool:
@@ -311,9 +311,10 @@ class VariationalResidualLinear(MultiTaskLinear):
         return {"sample_weight": weight, "sample_bias": bias}
 
     def derived(self, noise: Noise | None) -> Noise:
-        """The tensors the forward pass uses: mean weights ``θ + μ`` and, given rollout noise, the
-        weight perturbations ``σ ∘ ε`` (Flipout, shared noise) or variances ``σ²`` (local
-        reparameterisation). A ``noise`` that already holds them (a rollout cache) is returned as is."""
+        """The tensors the forward pass uses besides the per-example noise: mean weights ``θ + μ``
+        and, given rollout noise, the weight perturbations ``σ ∘ ε`` (Flipout, shared noise) or
+        variances ``σ²`` (local reparameterisation). A ``noise`` that already holds them (a rollout
+        cache merged with per-example noise) is returned as is."""
         if noise and "mean_weight" in noise:
             return noise
         derived = {"mean_weight": self.theta_weight + self.mu_weight, "mean_bias": self.theta_bias + self.mu_bias}
@@ -325,7 +326,7 @@ class VariationalResidualLinear(MultiTaskLinear):
         else:
             derived["delta_weight"] = self.sigma_weight * noise["eps_weight"]
             derived["delta_bias"] = self.sigma_bias * noise["eps_bias"]
-        return {**noise, **derived}
+        return derived
 
     def rollout_cache(self, rollout_noise: Noise) -> Noise:
         with torch.no_grad():
@@ -352,8 +353,8 @@ class VariationalResidualLinear(MultiTaskLinear):
             return affine(x, d["mean_weight"] + d["delta_weight"], d["mean_bias"] + d["delta_bias"])
         if self.estimator == "flipout":  # a rollout cache
             return flipout_affine(x, d["mean_weight"], d["mean_bias"], d["delta_weight"], d["delta_bias"],
-                                  d["sign_in"], d["sign_out"])
-        return local_reparam_affine(x, d["mean_weight"], d["mean_bias"], d["var_weight"], d["var_bias"], d["xi"])
+                                  noise["sign_in"], noise["sign_out"])
+        return local_reparam_affine(x, d["mean_weight"], d["mean_bias"], d["var_weight"], d["var_bias"], noise["xi"])
 
     def posterior_parameters(self) -> list[tuple[Tensor, Tensor]]:
         """``[(μ, ρ), ...]`` of the residual's Gaussian posteriors (weight, bias), task axis first."""

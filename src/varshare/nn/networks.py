@@ -175,7 +175,8 @@ class ActorCritic(nn.Module):
 
     def rollout_cache(self, rollout_noise: Noise) -> Noise:
         """Per-rollout tensors derived from the current parameters and ``rollout_noise`` (see
-        :meth:`MultiTaskLinear.rollout_cache`); merge into ``noise`` for the rollout's forward passes."""
+        :meth:`MultiTaskLinear.rollout_cache`): merged with per-example noise, it replaces
+        ``rollout_noise`` in the rollout's forward passes."""
         return _prefixed(
             [
                 ("actor.", self.actor.rollout_cache(_sub_noise(rollout_noise, "actor."))),
