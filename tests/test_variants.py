@@ -422,6 +422,24 @@ def test_adaptive_prior_gradient_matches_closed_form():
         assert_close64(priors[name.replace(".", "_")].grad, expected)
     assert all(f"sigma_prior/{n}" in method.diagnostics(model) for n, _, _ in method.layers_with_prior(model))
 
+    # away from the initial value: the loss and every gradient equal plain autograd of the definition
+    with torch.no_grad():
+        for index, p in enumerate(priors.values()):
+            p.add_(0.3 * (-1) ** index)
+    model.zero_grad()
+    method.extra_loss(model, n_data)[0].backward()
+    fused = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    reference = sum(
+        gaussian_kl(layer.mu_weight, layer.sigma_weight, prior) + gaussian_kl(layer.mu_bias, layer.sigma_bias, prior)
+        for _, layer, prior in method.layers_with_prior(model))
+    assert_close64(method.extra_loss(model, n_data)[0], beta / n_data * reference)
+    (beta / n_data * reference).backward()
+    assert set(fused) == {n for n, p in model.named_parameters() if p.grad is not None}
+    for n, p in model.named_parameters():
+        if p.grad is not None:
+            assert_close64(fused[n], p.grad)
+
 
 def test_adaptive_prior_parameters_are_trained_by_ppo():
     ppo = make_ppo("varshare_adaptive_prior")

@@ -5,9 +5,8 @@ Each layer's prior is ``N(0, σ_p²)`` with ``σ_p = exp(log_σ_p)``; ``log_σ_p
 initialised at ``log(varshare.sigma_prior)``. The parameters live in the model as the submodule
 ``prior_log_sigma`` (an ``nn.ParameterDict`` keyed by the layer's module name with ``.`` → ``_``),
 attached in :meth:`build_model`, so the optimizer (built from ``model.parameters()``), gradient
-clipping and checkpoints see them. The KL (``VariationalResidualLinear.kl_per_task`` given a tensor
-prior: the fused op, which also returns the prior's gradient) gives ``log σ_p``
-the gradient ``β/N_data · Σ_elements (1 − (σ² + μ²)/σ_p²)`` (minimised at ``σ_p² = mean(σ² + μ²)``: empirical
+clipping and checkpoints see them. The KL (:meth:`VarShareAdaptivePrior.prior_kl_per_task`, from
+per-layer sums of the posterior's moments) gives ``log σ_p`` the gradient ``β/N_data · Σ_elements (1 − (σ² + μ²)/σ_p²)`` (minimised at ``σ_p² = mean(σ² + μ²)``: empirical
 Bayes, no hyperprior). Loss = RL + β·Σ_m KL(q_m ‖ N(0, σ_p²)) / N_data.
 """
 
@@ -21,7 +20,8 @@ from torch import Tensor, nn
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
 from varshare.nn import VariationalResidualLinear
-from varshare.nn.layers import residual_kl_per_task
+from varshare.nn.kl import softplus_gaussian_group_moments
+from varshare.nn.layers import flat_posterior
 
 PRIOR_MODULE = "prior_log_sigma"
 
@@ -51,12 +51,26 @@ class VarShareAdaptivePrior(VarShare):
             for name, module in model.named_modules() if isinstance(module, VariationalResidualLinear)
         ]
 
-    def extra_loss(self, model, examples_per_task):
+    def prior_kl_per_task(self, model) -> Tensor:
+        """``[M]``: ``Σ_layers KL(q_m ‖ N(0, σ_p,layer²))``. With one prior std per layer the KL needs
+        only each layer's sums ``S = Σ(σ² + μ²)`` and ``Σ log σ`` per task (one fused pass over the
+        flat posterior): ``KL = Σ_layers [S / (2σ_p²) + n (log σ_p − ½)] − Σ log σ``, ``n`` = the
+        layer's element count; its ``σ_p`` gradient flows through these ``[M, layers]`` terms."""
         layers = self.layers_with_prior(model)
-        sigma_prior = torch.cat([  # [P]: each layer's σ_p repeated over its posterior elements
-            prior.expand(mu[0].numel()) for _, layer, prior in layers for mu, _ in layer.posterior_parameters()
-        ])
-        kl = residual_kl_per_task([layer for _, layer, _ in layers], sigma_prior).sum()
+        variational = [layer for _, layer, _ in layers]
+        blocks, sizes = [], []
+        for index, layer in enumerate(variational):  # group = layer; each posterior tensor one row of it
+            lengths = [mu[0].numel() for mu, _ in layer.posterior_parameters()]
+            blocks += [(index, 1, length) for length in lengths]
+            sizes.append(float(sum(lengths)))
+        second_moment, log_sigma = softplus_gaussian_group_moments(*flat_posterior(variational), tuple(blocks))
+        sigma_prior = torch.stack([prior for _, _, prior in layers])  # [layers]
+        count = second_moment.new_tensor(sizes)
+        per_layer = second_moment / (2 * sigma_prior**2) + count * (torch.log(sigma_prior) - 0.5) - log_sigma
+        return per_layer.sum(dim=1)
+
+    def extra_loss(self, model, examples_per_task):
+        kl = self.prior_kl_per_task(model).sum()
         return self.config.varshare.beta * kl / examples_per_task, {"kl": kl.item()}
 
     def task_diagnostics(self, model):
