@@ -66,8 +66,8 @@ class VarShareAdaptivePrior(VarShare):
         second_moment, log_sigma = softplus_gaussian_group_moments(*flat_posterior(variational), tuple(blocks))
         sigma_prior = torch.stack([prior for _, _, prior in layers])  # [layers]
         count = second_moment.new_tensor(sizes)
-        per_layer = second_moment / (2 * sigma_prior**2) + count * (torch.log(sigma_prior) - 0.5) - log_sigma
-        return per_layer.sum(dim=1)
+        per_layer = second_moment / (2 * sigma_prior**2) + count * (torch.log(sigma_prior) - 0.5)
+        return per_layer.sum(dim=1) - log_sigma
 
     def extra_loss(self, model, examples_per_task):
         kl = self.prior_kl_per_task(model).sum()

@@ -20,7 +20,8 @@ expectation computed by Gauss–Hermite quadrature (deterministic):
 * ``KL(q(λ) ‖ C⁺) = −H[q(λ)] − E_q[log p_C⁺(λ)]`` with the log-normal entropy
   ``H = ℓ + ½ + log s + ½ log 2π`` and ``E_q[log p_C⁺(λ)] = log(2/π) − E[log(1 + λ²)]``,
   ``E[log(1 + λ²)] = E_z[softplus(2(ℓ + s z))]``, ``z ~ N(0, 1)``, by :data:`GAUSS_HERMITE_NODES`-point
-  Gauss–Hermite quadrature (error < 1e-6 for s ≤ 2, ~1e-4 at s = 3).
+  Gauss–Hermite quadrature (error < 1e-6 for s ≤ 2, ~1e-4 at s = 3; the nodes of negligible weight,
+  :data:`NEGLIGIBLE_WEIGHT`, are skipped).
 
 The scale parameters do not enter the forward pass (the network is VarShare's); they only shape the
 KL, which shrinks each row's residual towards 0 with a per-row strength ``E[λ⁻²]/τ0²`` that the data
@@ -41,7 +42,13 @@ from varshare.nn.layers import VariationalResidualLinear, flat_posterior
 
 #: quadrature points for ``E[log(1 + λ²)]`` under the log-normal ``q(λ)``
 GAUSS_HERMITE_NODES = 64
+#: nodes whose normalised weight ``w_k/√π`` is below this are dropped (40 of 64 remain): their terms
+#: add less than 1e-14 in all (measured against the full rule for ``ℓ ∈ [−10, 6]``, ``s ≤ 3``)
+#: and cost a third of the quadrature's time
+NEGLIGIBLE_WEIGHT = 1e-16
 _NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(GAUSS_HERMITE_NODES)
+_KEPT = _WEIGHTS / math.sqrt(math.pi) > NEGLIGIBLE_WEIGHT
+_NODES, _WEIGHTS = _NODES[_KEPT], _WEIGHTS[_KEPT]
 _LOG_2_OVER_PI = math.log(2 / math.pi)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -134,18 +141,18 @@ class HorseshoeResidualLinear(VariationalResidualLinear):
 
 def horseshoe_kl_per_task(layers: list[HorseshoeResidualLinear], tau0: float) -> Tensor:
     """``[M]``: ``Σ_layers KL(q(φ_m) q(λ_m) ‖ p(φ_m | λ_m) p(λ_m))`` (module docstring), global scale
-    ``tau0``. All layers are computed in one pass: the per-group sums of ``σ² + μ²`` and ``log σ``
-    over the flat posterior (:func:`softplus_gaussian_group_moments`; group ``j`` of a layer is weight
-    row ``j`` and bias element ``j``), then the per-group terms over ``[M, Σ out]``."""
-    blocks, first = [], 0
+    ``tau0``. All layers are computed in one pass: the per-group sums of ``σ² + μ²`` and the total of
+    ``log σ`` over the flat posterior (:func:`softplus_gaussian_group_moments`; group ``j`` of a layer
+    is weight row ``j`` and bias element ``j``), then the per-group terms over ``[M, Σ out]``."""
+    blocks, group_sizes, first = [], [], 0
     for layer in layers:  # flat_posterior's order: each layer's weight rows, then its bias
         blocks += [(first, layer.out_features, layer.in_features), (first, layer.out_features, 1)]
+        group_sizes += [layer.in_features + 1] * layer.out_features
         first += layer.out_features
     second_moment, log_sigma = softplus_gaussian_group_moments(*flat_posterior(layers), tuple(blocks))
-    group_size = torch.cat([second_moment.new_full((layer.out_features,), layer.in_features + 1.0)
-                            for layer in layers])
     loc = torch.cat([layer.scale_loc for layer in layers], dim=1)
     s = F.softplus(torch.cat([layer.scale_rho for layer in layers], dim=1))
     half_inv_var = torch.exp(2 * (s.square() - loc)) / (2 * tau0**2)  # E[λ⁻²] / (2 τ0²): [M, Σ out]
-    conditional = group_size * (math.log(tau0) + loc - 0.5) - log_sigma + second_moment * half_inv_var
-    return (conditional + lognormal_halfcauchy_kl(loc, s)).sum(dim=-1)
+    group_size = loc.new_tensor(group_sizes)
+    per_group = group_size * (math.log(tau0) + loc - 0.5) + second_moment * half_inv_var + lognormal_halfcauchy_kl(loc, s)
+    return per_group.sum(dim=-1) - log_sigma

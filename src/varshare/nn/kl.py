@@ -150,33 +150,31 @@ class _SoftplusGaussianGroupMoments(torch.autograd.Function):
     def forward(ctx, mu, rho, blocks, num_groups):
         sigma = torch.nn.functional.softplus(rho)
         num_tasks = mu.shape[0]
-        stats = mu.new_empty((2, *mu.shape))  # σ² + μ², log σ
-        torch.addcmul(sigma * sigma, mu, mu, out=stats[0])
-        torch.log(sigma, out=stats[1])
-        sums = mu.new_zeros((2, num_tasks, num_groups))
+        second_moment = torch.addcmul(sigma * sigma, mu, mu)
+        sums = mu.new_zeros((num_tasks, num_groups))
         position = 0
         for first, rows, length in blocks:
-            block = stats[:, :, position: position + rows * length].view(2, num_tasks, rows, length)
-            sums[:, :, first: first + rows] += block.sum(dim=-1)
+            block = second_moment[:, position: position + rows * length].view(num_tasks, rows, length)
+            sums[:, first: first + rows] += block.sum(dim=-1)
             position += rows * length
         ctx.save_for_backward(mu, rho, sigma, _group_index(blocks, mu.device))
-        return sums[0], sums[1]
+        return sums, torch.log(sigma).sum(dim=1)
 
     @staticmethod
     def backward(ctx, grad_second_moment, grad_log_sigma):
         mu, rho, sigma, group_index = ctx.saved_tensors
         g_sq = grad_second_moment.index_select(1, group_index).mul_(2)  # per element: [M, P]
-        g_log = grad_log_sigma.index_select(1, group_index)
         grad_mu = mu * g_sq
-        grad_rho = (sigma * g_sq).add_(g_log.div_(sigma)).mul_(torch.sigmoid(rho))
+        grad_rho = (sigma * g_sq).add_(grad_log_sigma.unsqueeze(1) / sigma).mul_(torch.sigmoid(rho))
         return grad_mu, grad_rho, None, None
 
 
 def softplus_gaussian_group_moments(mu: torch.Tensor, rho: torch.Tensor, blocks: tuple[GroupBlock, ...]
                                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-group sums of ``σ² + μ²`` and of ``log σ`` (``σ = softplus(rho)``) over a flat posterior,
-    with a fused closed-form backward: the sufficient statistics of a Gaussian posterior under a
-    per-group prior scale (e.g. the horseshoe's).
+    """Per-group sums of ``σ² + μ²`` and the per-task sum of ``log σ`` (``σ = softplus(rho)``) over a
+    flat posterior, with a fused closed-form backward: the sufficient statistics of a Gaussian
+    posterior's KL when each group has its own prior scale (e.g. the horseshoe's, or one learned
+    scale per layer).
 
     Args:
         mu, rho: ``[M, P]`` flat posterior (e.g. :func:`varshare.nn.layers.flat_posterior`).
@@ -184,7 +182,7 @@ def softplus_gaussian_group_moments(mu: torch.Tensor, rho: torch.Tensor, blocks:
             blocks (a weight row and its bias element).
 
     Returns:
-        two ``[M, G]`` tensors, ``G`` = number of groups.
+        ``[M, G]`` second moments per group (``G`` groups) and ``[M]`` ``Σ log σ`` per task.
 
     Gradients: ``∂(σ² + μ²)/∂μ = 2μ``, ``∂(σ² + μ²)/∂ρ = 2σ·sigmoid(ρ)``, ``∂ log σ/∂ρ = sigmoid(ρ)/σ``."""
     if sum(rows * length for _, rows, length in blocks) != mu.shape[1]:
