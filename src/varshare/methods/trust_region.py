@@ -22,7 +22,7 @@ from torch import Tensor
 
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
-from varshare.nn import softplus_gaussian_kl_per_task, softplus_gaussian_kls_per_task
+from varshare.nn import softplus_gaussian_kls_per_task
 from varshare.nn.layers import flat_posterior
 
 
@@ -41,23 +41,21 @@ class VarShareTrustRegion(VarShare):
             mu, rho = flat_posterior(self.variational_layers(model))
             self.snapshot = (mu.clone(), F.softplus(rho))
 
-    def trust_region_kl_per_task(self, model) -> Tensor:
-        """``[M]``: ``Σ_layers KL(q_m ‖ q_m^old)`` against the last snapshot."""
+    def prior_and_trust_region_kl(self, model) -> tuple[Tensor, Tensor]:
+        """``([M], [M])``: ``Σ_layers KL(q_m ‖ p)`` (the prior's) and ``Σ_layers KL(q_m ‖ q_m^old)``
+        (against the last snapshot), in one pass over the posterior (``σ``, ``log σ`` and their
+        gradients computed once for both)."""
         if self.snapshot is None:
             raise RuntimeError("no snapshot: begin_update has not been called")
         mu_old, sigma_old = self.snapshot
         mu, rho = flat_posterior(self.variational_layers(model))
-        return softplus_gaussian_kl_per_task(mu, rho, sigma_old, mu_prior=mu_old)
+        prior_kl, trust_region_kl = softplus_gaussian_kls_per_task(
+            mu, rho, [(None, self.config.varshare.sigma_prior), (mu_old, sigma_old)])
+        return prior_kl, trust_region_kl
 
     def extra_loss(self, model, examples_per_task):
         if self.snapshot is None:
             return super().extra_loss(model, examples_per_task)
-        options = self.config.varshare
-        mu_old, sigma_old = self.snapshot
-        mu, rho = flat_posterior(self.variational_layers(model))
-        # both KLs in one pass over the posterior (σ, log σ and their gradients computed once)
-        prior_kl, trust_region_kl = softplus_gaussian_kls_per_task(
-            mu, rho, [(None, options.sigma_prior), (mu_old, sigma_old)]).sum(dim=1)
-        coef = self.config.trust_region.coef
-        loss = (options.beta * prior_kl + coef * trust_region_kl) / examples_per_task
-        return loss, {"kl": prior_kl.item(), "trust_region_kl": trust_region_kl.item()}
+        prior_kl, trust_region_kl = (kl.sum() for kl in self.prior_and_trust_region_kl(model))
+        loss = (self.config.varshare.beta * prior_kl + self.config.trust_region.coef * trust_region_kl)
+        return loss / examples_per_task, {"kl": prior_kl.item(), "trust_region_kl": trust_region_kl.item()}
