@@ -47,6 +47,19 @@ def test_tanh_activation_equals_torch_tanh_in_value_and_gradient():
     assert (tanh(x32) - torch.tanh(x32)).abs().max() < 5e-7
 
 
+def assert_fused_equals_autograd(fused_fn, reference_fn, inputs, out_shape, generator):
+    """A fused layer node equals its plain-autograd formula (float64): values to 1e-12, ``gradcheck``,
+    and every input's gradient under a random upstream gradient of ``out_shape`` to 1e-12."""
+    torch.testing.assert_close(fused_fn(*inputs), reference_fn(*inputs), rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(fused_fn, inputs)
+    upstream = torch.randn(*out_shape, generator=generator, dtype=torch.float64)
+    differentiable = [t for t in inputs if t.requires_grad]
+    fused = torch.autograd.grad((fused_fn(*inputs) * upstream).sum(), differentiable)
+    reference = torch.autograd.grad((reference_fn(*inputs) * upstream).sum(), differentiable)
+    for ours, theirs in zip(fused, reference):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+
+
 def _flipout_by_autograd(x, theta_w, theta_b, mu_w, mu_b, rho_w, rho_b, eps_w, eps_b, sign_in, sign_out):
     """SCIENCE.md's Flipout formula written with plain autograd ops."""
     mean_w, mean_b = theta_w + mu_w, theta_b + mu_b
@@ -74,14 +87,7 @@ def test_fused_flipout_values_and_gradients_are_exact(replicated_theta):
               torch.randn(M, n_out, n_in, generator=g, dtype=torch.float64),
               torch.randn(M, n_out, generator=g, dtype=torch.float64),
               signs(M, B, n_in), signs(M, B, n_out))
-    torch.testing.assert_close(flipout_linear(*inputs), _flipout_by_autograd(*inputs), rtol=0, atol=1e-12)
-    assert torch.autograd.gradcheck(flipout_linear, inputs)
-    upstream = torch.randn(M, B, n_out, generator=g, dtype=torch.float64)
-    differentiable = [t for t in inputs if t.requires_grad]
-    fused = torch.autograd.grad((flipout_linear(*inputs) * upstream).sum(), differentiable)
-    reference = torch.autograd.grad((_flipout_by_autograd(*inputs) * upstream).sum(), differentiable)
-    for ours, theirs in zip(fused, reference):
-        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    assert_fused_equals_autograd(flipout_linear, _flipout_by_autograd, inputs, (M, B, n_out), g)
 
 
 def test_rademacher_signs_are_balanced_independent_and_reproducible():
@@ -175,11 +181,4 @@ def test_fused_local_reparam_values_and_gradients_are_exact(replicated_theta):
     theta_b = randn(M, n_out) if replicated_theta else randn(n_out)
     inputs = (randn(M, B, n_in), theta_w, theta_b, randn(M, n_out, n_in), randn(M, n_out),
               randn(M, n_out, n_in), randn(M, n_out), torch.randn(M, B, n_out, generator=g, dtype=torch.float64))
-    torch.testing.assert_close(local_reparam_linear(*inputs), _local_reparam_by_autograd(*inputs), rtol=0, atol=1e-12)
-    assert torch.autograd.gradcheck(local_reparam_linear, inputs)
-    upstream = torch.randn(M, B, n_out, generator=g, dtype=torch.float64)
-    differentiable = [t for t in inputs if t.requires_grad]
-    fused = torch.autograd.grad((local_reparam_linear(*inputs) * upstream).sum(), differentiable)
-    reference = torch.autograd.grad((_local_reparam_by_autograd(*inputs) * upstream).sum(), differentiable)
-    for ours, theirs in zip(fused, reference):
-        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
+    assert_fused_equals_autograd(local_reparam_linear, _local_reparam_by_autograd, inputs, (M, B, n_out), g)
