@@ -359,7 +359,8 @@ def test_horseshoe_kl_of_several_layers_matches_plain_autograd_in_value_and_grad
         sigma_w, sigma_b = torch.nn.functional.softplus(layer.rho_weight), torch.nn.functional.softplus(layer.rho_bias)
         elements_w = (math.log(tau0) + loc.unsqueeze(-1) - sigma_w.log()
                       + (sigma_w**2 + layer.mu_weight**2) / (2 * tau0**2) * inv_lambda_sq.unsqueeze(-1) - 0.5)
-        elements_b = math.log(tau0) + loc - sigma_b.log() + (sigma_b**2 + layer.mu_bias**2) / (2 * tau0**2) * inv_lambda_sq - 0.5
+        elements_b = (math.log(tau0) + loc - sigma_b.log()
+                      + (sigma_b**2 + layer.mu_bias**2) / (2 * tau0**2) * inv_lambda_sq - 0.5)
         entropy = loc + 0.5 + s.log() + 0.5 * math.log(2 * math.pi)
         log1p_sq = (torch.nn.functional.softplus(2 * (loc.unsqueeze(-1) + s.unsqueeze(-1) * z)) * density).sum(-1)
         scale_kl = -entropy - (math.log(2 / math.pi) - log1p_sq)

@@ -15,6 +15,7 @@ from varshare.envs import TaskSpec, make_vec_env
 from varshare.envs.specs import read_specs
 from varshare.methods import make_method
 from varshare.nn import ActorCritic
+from varshare.train import run_name
 
 
 class NotARunError(ValueError):
@@ -55,5 +56,5 @@ def load_run(directory: str | Path, device="cpu") -> LoadedRun:
     state = torch.load(directory / "checkpoint.pt", map_location=device, weights_only=False)
     model.load_state_dict(state["model"])
     model.to(device).eval()
-    run_name = manifest.get("run", f"{config.suite}/{method}/seed{seed}")
-    return LoadedRun(directory, run_name, config, specs, method, seed, model)
+    name = manifest.get("run") or run_name(config.suite, method, seed, manifest)
+    return LoadedRun(directory, name, config, specs, method, seed, model)

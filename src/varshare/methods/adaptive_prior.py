@@ -6,7 +6,8 @@ initialised at ``log(varshare.sigma_prior)``. The parameters live in the model a
 ``prior_log_sigma`` (an ``nn.ParameterDict`` keyed by the layer's module name with ``.`` → ``_``),
 attached in :meth:`build_model`, so the optimizer (built from ``model.parameters()``), gradient
 clipping and checkpoints see them. The KL (:meth:`VarShareAdaptivePrior.prior_kl_per_task`, from
-per-layer sums of the posterior's moments) gives ``log σ_p`` the gradient ``β/N_data · Σ_elements (1 − (σ² + μ²)/σ_p²)`` (minimised at ``σ_p² = mean(σ² + μ²)``: empirical
+per-layer sums of the posterior's moments) gives ``log σ_p`` the gradient
+``β/N_data · Σ_elements (1 − (σ² + μ²)/σ_p²)`` (minimised at ``σ_p² = mean(σ² + μ²)``: empirical
 Bayes, no hyperprior). Loss = RL + β·Σ_m KL(q_m ‖ N(0, σ_p²)) / N_data.
 """
 

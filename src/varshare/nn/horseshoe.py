@@ -154,5 +154,6 @@ def horseshoe_kl_per_task(layers: list[HorseshoeResidualLinear], tau0: float) ->
     s = F.softplus(torch.cat([layer.scale_rho for layer in layers], dim=1))
     half_inv_var = torch.exp(2 * (s.square() - loc)) / (2 * tau0**2)  # E[λ⁻²] / (2 τ0²): [M, Σ out]
     group_size = loc.new_tensor(group_sizes)
-    per_group = group_size * (math.log(tau0) + loc - 0.5) + second_moment * half_inv_var + lognormal_halfcauchy_kl(loc, s)
+    per_group = (group_size * (math.log(tau0) + loc - 0.5) + second_moment * half_inv_var
+                 + lognormal_halfcauchy_kl(loc, s))
     return per_group.sum(dim=-1) - log_sigma
