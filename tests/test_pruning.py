@@ -52,13 +52,13 @@ def test_counts_and_pruning_by_hand():
     assert counts.total == N_TOTAL and counts.total_actor == N_ACTOR
     assert counts.kept.tolist() == [N_TOTAL, N_TOTAL]  # ε = 0 keeps every entry, zeros included
 
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    before = {k: v.detach().clone() for k, v in model.named_layer_tensors().items()}
     counts = prune_residuals(model, 0.01)
     assert counts.kept.tolist() == [2, 1] and counts.kept_actor.tolist() == [2, 0]
     actor0 = model.actor.layers[0].mu_weight
     assert actor0[0, 0, 0] == 0.5 and actor0[0, 1, 2] == -0.05 and actor0[0, 2, 3] == 0  # |0.005| < 0.01
     assert model.critic.layers[1].mu_bias[1, 0] == -0.5
-    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    changed = {k for k, v in model.named_layer_tensors().items() if not torch.equal(v, before[k])}
     assert changed == {"actor.layers.0.mu_weight"}  # σ (ρ) untouched: the mean strategy ignores it
     assert residual_counts(model, 0.01).kept.tolist() == [2, 1]
 

@@ -119,9 +119,9 @@ def test_reptile_end_update_closed_form(recenter):
     alpha = 0.25
     method, model = build("varshare_reptile", **{"reptile.alpha": alpha, "reptile.recenter": recenter})
     randomise_(model, 7)
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    before = {n: p.detach().clone() for n, p in model.named_layer_tensors().items()}
     method.end_update(model)
-    for name, p in model.named_parameters():
+    for name, p in model.named_layer_tensors().items():
         prefix, _, leaf = name.rpartition(".")
         kind = leaf.split("_")[-1]  # weight / bias
         if leaf.startswith("theta"):
@@ -255,9 +255,9 @@ def test_trust_region_kl_zero_at_snapshot_positive_after_change_and_matches_torc
         if p.grad is not None:
             assert_close64(grads[n], p.grad)
 
-    old = {n: p.detach().clone() for n, p in model.named_parameters()}
+    old = {n: p.detach().clone() for n, p in model.named_layer_tensors().items()}
     with torch.no_grad():
-        for n, p in model.named_parameters():
+        for n, p in model.named_layer_tensors().items():
             if "mu" in n or "rho" in n:
                 p.add_(torch.randn(p.shape, generator=gen(len(n)), dtype=p.dtype) * 0.1)
     kl = method.prior_and_trust_region_kl(model)[1]

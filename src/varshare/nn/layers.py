@@ -100,6 +100,10 @@ class MultiTaskLinear(nn.Module):
 
     #: names of parameters without a task axis (shared by all tasks)
     shared_parameter_names: tuple[str, ...] = ()
+    #: ``((μ name, ρ name), ...)``: the layer's diagonal Gaussian posteriors ``N(μ, softplus(ρ)²)``,
+    #: task axis first (deterministic layers: none). Inside a network they are stored flat
+    #: (:class:`~varshare.nn.flat_posterior.FlatPosterior`) and the names read views of it.
+    posterior_names: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, in_features: int, out_features: int, num_tasks: int):
         super().__init__()
@@ -109,6 +113,45 @@ class MultiTaskLinear(nn.Module):
 
     def forward(self, x: Tensor, noise: Noise | None = None) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def attach_flat_posterior(self, store, slots: dict[str, tuple[str, int]]) -> None:
+        """Read the posterior tensors named in ``slots`` (``name -> ("mu" | "rho", entry index)``)
+        from ``store``, a :class:`~varshare.nn.flat_posterior.FlatPosterior` that now owns them (it
+        has removed them from this layer's parameters). ``store`` is kept out of the module tree:
+        the network owns it."""
+        slots = {**self.__dict__.get("_posterior_slots", {}), **slots}
+        object.__setattr__(self, "_flat_posterior", store)
+        object.__setattr__(self, "_posterior_slots", slots)
+
+    def __getattr__(self, name: str):
+        slots = self.__dict__.get("_posterior_slots")
+        if slots is not None and name in slots:
+            return self.__dict__["_flat_posterior"].view(*slots[name])
+        return super().__getattr__(name)
+
+    def posterior_parameters(self) -> list[tuple[Tensor, Tensor]]:
+        """``[(μ, ρ), ...]`` of the layer's Gaussian posteriors (``posterior_names`` order, task axis
+        first): its parameters, or views of the flat posterior that holds them."""
+        return [(getattr(self, mu), getattr(self, rho)) for mu, rho in self.posterior_names]
+
+    def posterior_grad(self, name: str) -> Tensor | None:
+        """The gradient accumulated for posterior tensor ``name`` (e.g. ``"mu_weight"``), shaped like
+        it: its parameter's ``.grad``, or the matching view of the flat parameter's; None if none."""
+        slots = self.__dict__.get("_posterior_slots")
+        if slots is None:
+            return getattr(self, name).grad
+        return self.__dict__["_flat_posterior"].grad_view(*slots[name])
+
+    def posterior_tensors(self) -> list[Tensor]:
+        """``[μ₁, ρ₁, μ₂, ρ₂, ...]`` (``posterior_names`` order) as the forward pass should use them:
+        from the flat posterior's shared split when there is one (one gradient node for the whole
+        network), else the layer's own parameters."""
+        slots = self.__dict__.get("_posterior_slots")
+        if slots is None:
+            return [getattr(self, name) for pair in self.posterior_names for name in pair]
+        split = self.__dict__["_flat_posterior"].split()
+        return [split[0 if kind == "mu" else 1][index] for pair in self.posterior_names
+                for kind, index in (slots[name] for name in pair)]
 
     def rollout_noise(self, generator: torch.Generator | None) -> Noise:
         """Noise drawn once per rollout (deterministic layers: none)."""
@@ -155,9 +198,12 @@ class MultiTaskLinear(nn.Module):
         return noise
 
     def parameter_count_per_task(self) -> tuple[int, int]:
-        """``(shared, per_task)``: parameters shared by all tasks and those each task owns."""
+        """``(shared, per_task)``: parameters shared by all tasks and those each task owns (a
+        posterior stored flat by the network counts as the layer's own)."""
         shared = sum(p.numel() for n, p in self.named_parameters() if n in self.shared_parameter_names)
         total = sum(p.numel() for p in self.parameters())
+        if "_posterior_slots" in self.__dict__:
+            total += sum(mu.numel() + rho.numel() for mu, rho in self.posterior_parameters())
         return shared, (total - shared) // self.num_tasks
 
     def extra_repr(self) -> str:
@@ -232,6 +278,7 @@ class VariationalResidualLinear(MultiTaskLinear):
     """
 
     shared_parameter_names = ("theta_weight", "theta_bias")
+    posterior_names = (("mu_weight", "rho_weight"), ("mu_bias", "rho_bias"))
     stochastic_weights = True
 
     def __init__(
@@ -317,15 +364,16 @@ class VariationalResidualLinear(MultiTaskLinear):
         cache merged with per-example noise) is returned as is."""
         if noise and "mean_weight" in noise:
             return noise
-        derived = {"mean_weight": self.theta_weight + self.mu_weight, "mean_bias": self.theta_bias + self.mu_bias}
+        mu_weight, rho_weight, mu_bias, rho_bias = self.posterior_tensors()
+        derived = {"mean_weight": self.theta_weight + mu_weight, "mean_bias": self.theta_bias + mu_bias}
         if noise is None:
             return derived
         if self.estimator == "local_reparam":
-            derived["var_weight"] = self.sigma_weight.square()
-            derived["var_bias"] = self.sigma_bias.square()
+            derived["var_weight"] = F.softplus(rho_weight).square()
+            derived["var_bias"] = F.softplus(rho_bias).square()
         else:
-            derived["delta_weight"] = self.sigma_weight * noise["eps_weight"]
-            derived["delta_bias"] = self.sigma_bias * noise["eps_bias"]
+            derived["delta_weight"] = F.softplus(rho_weight) * noise["eps_weight"]
+            derived["delta_bias"] = F.softplus(rho_bias) * noise["eps_bias"]
         return derived
 
     def rollout_cache(self, rollout_noise: Noise) -> Noise:
@@ -339,13 +387,13 @@ class VariationalResidualLinear(MultiTaskLinear):
                 else self.sampled_weights(noise)
             return torch.einsum("mbi,mboi->mbo", x, weight) + bias
         if noise is not None and "mean_weight" not in noise:  # training: fused nodes with their own backward
+            mu_weight, rho_weight, mu_bias, rho_bias = self.posterior_tensors()
             if self.estimator == "flipout":
-                return flipout_linear(x, self.theta_weight, self.theta_bias, self.mu_weight, self.mu_bias,
-                                      self.rho_weight, self.rho_bias, noise["eps_weight"], noise["eps_bias"],
-                                      noise["sign_in"], noise["sign_out"])
+                return flipout_linear(x, self.theta_weight, self.theta_bias, mu_weight, mu_bias, rho_weight, rho_bias,
+                                      noise["eps_weight"], noise["eps_bias"], noise["sign_in"], noise["sign_out"])
             if self.estimator == "local_reparam":
-                return local_reparam_linear(x, self.theta_weight, self.theta_bias, self.mu_weight, self.mu_bias,
-                                            self.rho_weight, self.rho_bias, noise["xi"])
+                return local_reparam_linear(x, self.theta_weight, self.theta_bias, mu_weight, mu_bias,
+                                            rho_weight, rho_bias, noise["xi"])
         d = self.derived(noise)
         if noise is None:
             return affine(x, d["mean_weight"], d["mean_bias"])
@@ -355,10 +403,6 @@ class VariationalResidualLinear(MultiTaskLinear):
             return flipout_affine(x, d["mean_weight"], d["mean_bias"], d["delta_weight"], d["delta_bias"],
                                   noise["sign_in"], noise["sign_out"])
         return local_reparam_affine(x, d["mean_weight"], d["mean_bias"], d["var_weight"], d["var_bias"], noise["xi"])
-
-    def posterior_parameters(self) -> list[tuple[Tensor, Tensor]]:
-        """``[(μ, ρ), ...]`` of the residual's Gaussian posteriors (weight, bias), task axis first."""
-        return [(self.mu_weight, self.rho_weight), (self.mu_bias, self.rho_bias)]
 
     def kl_per_task(self, sigma_prior: float | Tensor) -> Tensor:
         """``KL(q_m ‖ N(0, σ_prior² I))`` of this layer's residual, weights and biases: ``[M]``.
@@ -370,7 +414,12 @@ class VariationalResidualLinear(MultiTaskLinear):
 def flat_posterior(layers: list[MultiTaskLinear]) -> tuple[Tensor, Tensor]:
     """``(μ, ρ)`` of all ``layers``' Gaussian posteriors (each layer's ``posterior_parameters()``, in
     order), concatenated per task: two ``[M, P]`` tensors (differentiable), ``P`` = posterior
-    elements per task. One fused KL over them costs a few passes instead of a dozen small ones."""
+    elements per task. One fused KL over them costs a few passes instead of a dozen small ones.
+    When ``layers`` are exactly those of a network's :class:`~varshare.nn.flat_posterior.FlatPosterior`
+    (in order), these are its two parameters themselves; otherwise a concatenation."""
+    store = layers[0].__dict__.get("_flat_posterior") if layers else None
+    if store is not None and store.layers == tuple(layers):
+        return store.mu, store.rho
     pairs = [pair for layer in layers for pair in layer.posterior_parameters()]
     num_tasks = layers[0].num_tasks
     mu = torch.cat([mu.reshape(num_tasks, -1) for mu, _ in pairs], dim=1)

@@ -45,6 +45,7 @@ class VariationalLoRALinear(MultiTaskLinear):
     """
 
     shared_parameter_names = ("theta_weight", "theta_bias")
+    posterior_names = (("mu_A", "rho_A"), ("mu_B", "rho_B"))
     stochastic_weights = True
 
     def __init__(
@@ -86,11 +87,12 @@ class VariationalLoRALinear(MultiTaskLinear):
     def factors(self, noise: Noise | None) -> tuple[Tensor, Tensor]:
         """``(A [M, r, in], B [M, out, r])``: the means (``noise=None``), the cached factors of a
         rollout, or ``μ + σ ∘ ε`` for the rollout noise in ``noise``."""
-        if noise is None:
-            return self.mu_A, self.mu_B
-        if "lora_A" in noise:
+        if noise is not None and "lora_A" in noise:
             return noise["lora_A"], noise["lora_B"]
-        return self.mu_A + self.sigma_A * noise["eps_A"], self.mu_B + self.sigma_B * noise["eps_B"]
+        mu_A, rho_A, mu_B, rho_B = self.posterior_tensors()
+        if noise is None:
+            return mu_A, mu_B
+        return mu_A + F.softplus(rho_A) * noise["eps_A"], mu_B + F.softplus(rho_B) * noise["eps_B"]
 
     def rollout_cache(self, rollout_noise: Noise) -> Noise:
         with torch.no_grad():
@@ -123,10 +125,6 @@ class VariationalLoRALinear(MultiTaskLinear):
         """``φ_m = B_m A_m`` ``[M, out, in]`` (for analysis; the forward pass never forms it)."""
         A, B = self.factors(noise)
         return torch.bmm(B, A)
-
-    def posterior_parameters(self) -> list[tuple[Tensor, Tensor]]:
-        """``[(μ_A, ρ_A), (μ_B, ρ_B)]``: the factors' Gaussian posteriors, task axis first."""
-        return [(self.mu_A, self.rho_A), (self.mu_B, self.rho_B)]
 
     def kl_per_task(self, sigma_prior: float) -> Tensor:
         """``KL(q(A_m) ‖ N(0, σ_prior²)) + KL(q(B_m) ‖ N(0, σ_prior²))`` per task: ``[M]``."""

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from varshare.nn.activations import ACTIVATIONS
+from varshare.nn.flat_posterior import FlatPosterior
 from varshare.nn.layers import MultiTaskLinear, Noise
 
 #: ``(in_features, out_features, is_head, gain) -> layer``: how a method lays out one layer.
@@ -119,7 +120,9 @@ class PolicyOutput:
 class ActorCritic(nn.Module):
     """Separate actor and critic MLPs, both laid out by the method's layer factory.
 
-    Orthogonal init as in PPO implementations: √2 hidden, 0.01 policy head, 1 value head.
+    Orthogonal init as in PPO implementations: √2 hidden, 0.01 policy head, 1 value head. The
+    stochastic layers' posteriors (both networks) are stored in :attr:`posterior`, a
+    :class:`~varshare.nn.flat_posterior.FlatPosterior` (parameters ``posterior.mu``, ``posterior.rho``).
 
     Args:
         obs_dim: observation size.
@@ -149,6 +152,9 @@ class ActorCritic(nn.Module):
         self.actor = MultiTaskMLP(obs_dim, hidden_sizes, action_dim, head_gain=0.01, **common)
         self.critic = MultiTaskMLP(obs_dim, hidden_sizes, 1, head_gain=1.0, **common)
         self.log_std = None if discrete else nn.Parameter(torch.zeros(num_tasks, action_dim))
+        stochastic = [layer for layer in self.multitask_layers() if layer.posterior_names]
+        #: every stochastic layer's posterior as two flat parameters (None for deterministic methods)
+        self.posterior = FlatPosterior(stochastic) if stochastic else None
 
     def forward(self, obs: Tensor, noise: Noise | None = None) -> PolicyOutput:
         """``obs`` ``[M, B, obs_dim]`` → :class:`PolicyOutput`; ``noise=None`` uses mean weights."""
@@ -186,6 +192,17 @@ class ActorCritic(nn.Module):
 
     def multitask_layers(self) -> list[MultiTaskLinear]:
         return [m for m in self.modules() if isinstance(m, MultiTaskLinear)]
+
+    def named_layer_tensors(self) -> dict[str, Tensor]:
+        """Every parameter by name, with the flat posterior shown as the layers' own tensors: views
+        ``actor.layers.0.mu_weight``, ... in place of ``posterior.mu`` / ``posterior.rho`` (for
+        analysis and tests that look at one layer's residual)."""
+        tensors = {name: p for name, p in self.named_parameters() if not name.startswith("posterior.")}
+        for module_name, module in self.named_modules():
+            if isinstance(module, MultiTaskLinear) and "_posterior_slots" in module.__dict__:
+                for pair in module.posterior_names:
+                    tensors.update({f"{module_name}.{name}": getattr(module, name) for name in pair})
+        return tensors
 
     def shared_parameters(self) -> dict[str, nn.Parameter]:
         """Parameters without a task axis, by their name in this module."""
