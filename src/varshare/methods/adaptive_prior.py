@@ -61,7 +61,7 @@ class VarShareAdaptivePrior(VarShare):
         variational = [layer for _, layer, _ in layers]
         blocks, sizes = [], []
         for index, layer in enumerate(variational):  # group = layer; each posterior tensor one row of it
-            lengths = [mu[0].numel() for mu, _ in layer.posterior_parameters()]
+            lengths = layer.posterior_sizes()
             blocks += [(index, 1, length) for length in lengths]
             sizes.append(float(sum(lengths)))
         second_moment, log_sigma = softplus_gaussian_group_moments(*flat_posterior(variational), tuple(blocks))

@@ -80,7 +80,8 @@ class FlatPosterior(nn.Module):
         if key != self._split_key:
             with torch.inference_mode(False), torch.enable_grad():
                 self._split_views = tuple(
-                    [part.view(self.num_tasks, *shape) for part, shape in zip(flat.split(self.sizes, dim=1), self.shapes)]
+                    [part.view(self.num_tasks, *shape)
+                     for part, shape in zip(flat.split(self.sizes, dim=1), self.shapes)]
                     for flat in (self.mu, self.rho)
                 )
             self._split_key = key

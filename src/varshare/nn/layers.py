@@ -134,6 +134,13 @@ class MultiTaskLinear(nn.Module):
         first): its parameters, or views of the flat posterior that holds them."""
         return [(getattr(self, mu), getattr(self, rho)) for mu, rho in self.posterior_names]
 
+    def posterior_sizes(self) -> list[int]:
+        """Elements per task of each ``(μ, ρ)`` pair (``posterior_names`` order), without reading them."""
+        slots = self.__dict__.get("_posterior_slots")
+        if slots is None:
+            return [getattr(self, mu)[0].numel() for mu, _ in self.posterior_names]
+        return [self.__dict__["_flat_posterior"].sizes[slots[mu][1]] for mu, _ in self.posterior_names]
+
     def posterior_grad(self, name: str) -> Tensor | None:
         """The gradient accumulated for posterior tensor ``name`` (e.g. ``"mu_weight"``), shaped like
         it: its parameter's ``.grad``, or the matching view of the flat parameter's; None if none."""
