@@ -25,16 +25,16 @@ from torch import Tensor
 from varshare.nn.mean_gradients import batched_outer_sum, mean_parameter_gradients
 
 
-def flipout_affine(x: Tensor, mean_weight: Tensor, mean_bias: Tensor, delta_weight: Tensor, delta_bias: Tensor,
-                   sign_in: Tensor, sign_out: Tensor) -> Tensor:
-    """The Flipout output from derived tensors (no parameter gradients; used by rollout caches).
+def flipout_affine(x: Tensor, mean_weight_t: Tensor, mean_bias_row: Tensor, delta_weight_t: Tensor,
+                   delta_bias_row: Tensor, sign_in: Tensor, sign_out: Tensor) -> Tensor:
+    """The Flipout output from derived tensors laid out for the batched matmuls (no parameter
+    gradients; used by rollout caches): ``W̄ᵀ``, ``b̄``, ``Δᵀ``, ``Δ_b``.
 
-    Shapes: ``x``, ``sign_in`` ``[M, B, in]``; ``mean_weight``, ``delta_weight`` ``[M, out, in]``;
-    ``mean_bias``, ``delta_bias`` ``[M, out]``; ``sign_out`` ``[M, B, out]`` → ``[M, B, out]``.
+    Shapes: ``x``, ``sign_in`` ``[M, B, in]``; ``mean_weight_t``, ``delta_weight_t`` ``[M, in, out]``;
+    ``mean_bias_row``, ``delta_bias_row`` ``[M, 1, out]``; ``sign_out`` ``[M, B, out]`` → ``[M, B, out]``.
     Signs may be stored in any dtype (e.g. ``int8``; type promotion gives ``x``'s dtype)."""
-    out = torch.baddbmm(mean_bias.unsqueeze(-2), x, mean_weight.transpose(-1, -2))
-    perturbation = torch.baddbmm(delta_bias.unsqueeze(-2), x * sign_in, delta_weight.transpose(-1, -2))
-    return out.addcmul_(perturbation, sign_out)
+    out = torch.baddbmm(mean_bias_row, x, mean_weight_t)
+    return out.addcmul_(torch.baddbmm(delta_bias_row, x * sign_in, delta_weight_t), sign_out)
 
 
 class _FlipoutLinear(torch.autograd.Function):
