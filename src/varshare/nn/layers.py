@@ -384,18 +384,17 @@ class VariationalResidualLinear(MultiTaskLinear):
         return derived
 
     def rollout_cache(self, rollout_noise: Noise) -> Noise:
-        """:meth:`derived`'s tensors; for Flipout laid out as the rollout's batched matmuls read them —
-        weights ``[M, in, out]`` contiguous (``mean_weight_t``, ``delta_weight_t``) and biases
-        ``[M, 1, out]`` (``mean_bias_row``, ``delta_bias_row``) — so that the ~130 forward passes of a
-        rollout skip four view operations per layer (a third of a small layer's cost)."""
+        """:meth:`derived`'s tensors; for Flipout and the local reparameterisation laid out as the
+        rollout's batched matmuls read them — weights ``[M, in, out]`` contiguous (key suffix ``_t``)
+        and biases ``[M, 1, out]`` (``_row``) — so that the ~130 forward passes of a rollout skip four
+        view operations per layer (a third of a small layer's cost)."""
         with torch.no_grad():
             derived = self.derived(rollout_noise)
-            if self.estimator != "flipout" or "delta_weight" not in derived:
+            if self.estimator == "shared_noise":
                 return derived
-            return {"mean_weight_t": derived["mean_weight"].transpose(-1, -2).contiguous(),
-                    "mean_bias_row": derived["mean_bias"].unsqueeze(-2),
-                    "delta_weight_t": derived["delta_weight"].transpose(-1, -2).contiguous(),
-                    "delta_bias_row": derived["delta_bias"].unsqueeze(-2)}
+            return {f"{name}_t" if name.endswith("weight") else f"{name}_row":
+                    value.transpose(-1, -2).contiguous() if name.endswith("weight") else value.unsqueeze(-2)
+                    for name, value in derived.items()}
 
     def forward(self, x: Tensor, noise: Noise | None = None) -> Tensor:
         if noise is not None and ("sample_eps_weight" in noise or "sample_weight" in noise):
@@ -403,9 +402,12 @@ class VariationalResidualLinear(MultiTaskLinear):
             weight, bias = (noise["sample_weight"], noise["sample_bias"]) if "sample_weight" in noise \
                 else self.sampled_weights(noise)
             return torch.einsum("mbi,mboi->mbo", x, weight) + bias
-        if noise is not None and "mean_weight_t" in noise:  # a Flipout rollout cache
-            return flipout_affine(x, noise["mean_weight_t"], noise["mean_bias_row"], noise["delta_weight_t"],
-                                  noise["delta_bias_row"], noise["sign_in"], noise["sign_out"])
+        if noise is not None and "mean_weight_t" in noise:  # a rollout cache (Flipout, local reparam.)
+            if self.estimator == "flipout":
+                return flipout_affine(x, noise["mean_weight_t"], noise["mean_bias_row"], noise["delta_weight_t"],
+                                      noise["delta_bias_row"], noise["sign_in"], noise["sign_out"])
+            return local_reparam_affine(x, noise["mean_weight_t"], noise["mean_bias_row"], noise["var_weight_t"],
+                                        noise["var_bias_row"], noise["xi"])
         if noise is not None and "mean_weight" not in noise:  # training: fused nodes with their own backward
             mu_weight, rho_weight, mu_bias, rho_bias = self.posterior_tensors()
             if self.estimator == "flipout":
@@ -417,9 +419,7 @@ class VariationalResidualLinear(MultiTaskLinear):
         d = self.derived(noise)
         if noise is None:
             return affine(x, d["mean_weight"], d["mean_bias"])
-        if self.estimator == "shared_noise":
-            return affine(x, d["mean_weight"] + d["delta_weight"], d["mean_bias"] + d["delta_bias"])
-        return local_reparam_affine(x, d["mean_weight"], d["mean_bias"], d["var_weight"], d["var_bias"], noise["xi"])
+        return affine(x, d["mean_weight"] + d["delta_weight"], d["mean_bias"] + d["delta_bias"])  # shared noise
 
     def kl_per_task(self, sigma_prior: float | Tensor) -> Tensor:
         """``KL(q_m ‖ N(0, σ_prior² I))`` of this layer's residual, weights and biases: ``[M]``.

@@ -71,10 +71,11 @@ def local_reparam_linear(x: Tensor, theta_weight: Tensor, theta_bias: Tensor, mu
     return _LocalReparamLinear.apply(x, theta_weight, theta_bias, mu_weight, mu_bias, rho_weight, rho_bias, xi)
 
 
-def local_reparam_affine(x: Tensor, mean_weight: Tensor, mean_bias: Tensor, var_weight: Tensor, var_bias: Tensor,
-                         xi: Tensor) -> Tensor:
-    """The same output from derived tensors (``θ + μ`` and ``σ²``; no parameter gradients; used by
-    rollout caches)."""
-    out = torch.baddbmm(mean_bias.unsqueeze(-2), x, mean_weight.transpose(-1, -2))
-    std = torch.baddbmm(var_bias.unsqueeze(-2), x * x, var_weight.transpose(-1, -2)).add_(VARIANCE_FLOOR).sqrt_()
+def local_reparam_affine(x: Tensor, mean_weight_t: Tensor, mean_bias_row: Tensor, var_weight_t: Tensor,
+                         var_bias_row: Tensor, xi: Tensor) -> Tensor:
+    """The same output from derived tensors laid out for the batched matmuls (no parameter
+    gradients; used by rollout caches): ``(θ + μ)ᵀ`` and ``(σ²)ᵀ`` ``[M, in, out]``, their biases
+    ``[M, 1, out]``; ``x`` ``[M, B, in]``, ``xi`` ``[M, B, out]`` → ``[M, B, out]``."""
+    out = torch.baddbmm(mean_bias_row, x, mean_weight_t)
+    std = torch.baddbmm(var_bias_row, x * x, var_weight_t).add_(VARIANCE_FLOOR).sqrt_()
     return out.addcmul_(std, xi)
