@@ -433,7 +433,8 @@ def flat_posterior(layers: list[MultiTaskLinear]) -> tuple[Tensor, Tensor]:
     order), concatenated per task: two ``[M, P]`` tensors (differentiable), ``P`` = posterior
     elements per task. One fused KL over them costs a few passes instead of a dozen small ones.
     When ``layers`` are exactly those of a network's :class:`~varshare.nn.flat_posterior.FlatPosterior`
-    (in order), these are its two parameters themselves; otherwise a concatenation."""
+    (in order), these are its two parameters themselves (copy them to keep a snapshot); otherwise a
+    concatenation."""
     store = layers[0].__dict__.get("_flat_posterior") if layers else None
     if store is not None and store.layers == tuple(layers):
         return store.mu, store.rho
