@@ -105,12 +105,19 @@ def test_rademacher_signs_are_balanced_independent_and_reproducible():
     assert torch.equal(stored, again)
 
 
-def test_fused_kl_with_tensor_prior_matches_torch_distributions_and_its_gradients_are_exact():
-    g = torch.Generator().manual_seed(4)
+def random_posterior_and_prior(seed: int) -> tuple[torch.Tensor, ...]:
+    """``(mu, rho, mu_prior, sigma_prior)`` ``[3, 4, 5]`` float64; ``mu``, ``rho`` and ``sigma_prior``
+    require grad (``sigma_prior`` in [0.1, 1.1))."""
+    g = torch.Generator().manual_seed(seed)
     mu = torch.randn(3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
     rho = (torch.randn(3, 4, 5, generator=g, dtype=torch.float64) - 1).requires_grad_()
     mu_prior = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
     sigma_prior = (torch.rand(3, 4, 5, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
+    return mu, rho, mu_prior, sigma_prior
+
+
+def test_fused_kl_with_tensor_prior_matches_torch_distributions_and_its_gradients_are_exact():
+    mu, rho, mu_prior, sigma_prior = random_posterior_and_prior(4)
     reference = torch.distributions.kl_divergence(
         torch.distributions.Normal(mu, F.softplus(rho)), torch.distributions.Normal(mu_prior, sigma_prior)
     ).sum(dim=(1, 2))
@@ -125,11 +132,7 @@ def test_fused_kl_with_tensor_prior_matches_torch_distributions_and_its_gradient
 
 
 def test_fused_kl_against_several_priors_equals_one_call_per_prior_in_value_and_gradient():
-    g = torch.Generator().manual_seed(5)
-    mu = torch.randn(3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    rho = (torch.randn(3, 4, 5, generator=g, dtype=torch.float64) - 1).requires_grad_()
-    mu_prior = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
-    sigma_tensor = (torch.rand(3, 4, 5, generator=g, dtype=torch.float64) + 0.1).requires_grad_()
+    mu, rho, mu_prior, sigma_tensor = random_posterior_and_prior(5)
     priors = [(None, 0.2), (mu_prior, sigma_tensor), (mu_prior, 0.7)]
     together = softplus_gaussian_kls_per_task(mu, rho, priors)
     assert together.shape == (3, 3)

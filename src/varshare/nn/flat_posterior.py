@@ -61,15 +61,16 @@ class FlatPosterior(nn.Module):
 
     def view(self, kind: str, index: int) -> Tensor:
         """Entry ``index`` of ``kind`` (``"mu"`` or ``"rho"``) as a view ``[M, *shape]``."""
-        flat = self.mu if kind == "mu" else self.rho
-        return flat.narrow(1, self.offsets[index], self.sizes[index]).view(self.num_tasks, *self.shapes[index])
+        return self._entry(self.mu if kind == "mu" else self.rho, index)
 
     def grad_view(self, kind: str, index: int) -> Tensor | None:
         """The part of ``mu.grad`` / ``rho.grad`` that belongs to entry ``index`` (None if no grad)."""
         grad = (self.mu if kind == "mu" else self.rho).grad
-        if grad is None:
-            return None
-        return grad.narrow(1, self.offsets[index], self.sizes[index]).view(self.num_tasks, *self.shapes[index])
+        return None if grad is None else self._entry(grad, index)
+
+    def _entry(self, flat: Tensor, index: int) -> Tensor:
+        """Columns of entry ``index`` of an ``[M, P]`` tensor, viewed as ``[M, *shape]``."""
+        return flat.narrow(1, self.offsets[index], self.sizes[index]).view(self.num_tasks, *self.shapes[index])
 
     def split(self) -> tuple[list[Tensor], list[Tensor]]:
         """Every entry's ``μ`` and ``ρ`` as views ``[M, *shape]`` from one split per parameter: the
