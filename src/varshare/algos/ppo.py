@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
+from varshare.algos.gather import select_examples
 from varshare.config import ExperimentConfig
 from varshare.envs.base import MultiTaskVecEnv
 from varshare.eval.strategies import EvalPolicy
@@ -185,9 +186,12 @@ class PPO:
         example_noise = {} if mean_weights else {  # every transition's per-example noise: [M, T, N, k]
             key: value.view(M, T, N, -1) for key, value in model.example_noise(T * N, self.generator).items()
         }
+        # the same noise in the activations' dtype, read step by step (one conversion per rollout, not
+        # two per layer and step: signs are stored as int8)
+        stepping_noise = {key: value.to(obs.dtype) for key, value in example_noise.items()}
         with torch.inference_mode():
             for t in range(T):
-                noise = None if mean_weights else {**cached, **{k: v[:, t] for k, v in example_noise.items()}}
+                noise = None if mean_weights else {**cached, **{k: v[:, t] for k, v in stepping_noise.items()}}
                 output = model(self.next_obs, noise)
                 action = sample_actions(output, self.generator)
                 obs[:, t] = self.next_obs
@@ -248,8 +252,8 @@ class PPO:
         def shuffled(perm: Tensor) -> tuple[dict[str, Tensor], Noise]:
             """The batch and per-example noise in ``perm``'s order: one gather per tensor and epoch;
             minibatches are then consecutive slices (views) of it."""
-            return ({k: v.index_select(1, perm) for k, v in batch.items()},
-                    {k: v.index_select(1, perm) for k, v in batch_noise.items()})
+            return ({k: select_examples(v, perm) for k, v in batch.items()},
+                    {k: select_examples(v, perm) for k, v in batch_noise.items()})
 
         def minibatches(epoch_batch: dict[str, Tensor], epoch_noise: Noise):
             for start in range(0, B, self.minibatch_per_task):
@@ -266,7 +270,7 @@ class PPO:
         stats: dict[str, list[float]] = {}
         for epoch, perm in enumerate(permutations):
             epoch_batch, epoch_noise = first_epoch if epoch == 0 else shuffled(perm)
-            epoch_batch["old_logprobs"] = old_logprobs.index_select(1, perm)
+            epoch_batch["old_logprobs"] = select_examples(old_logprobs, perm)
             for mb, noise in minibatches(epoch_batch, epoch_noise):
                 for key, value in self._minibatch_step(mb, noise).items():
                     stats.setdefault(key, []).append(value)
