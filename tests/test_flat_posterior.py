@@ -135,10 +135,11 @@ def test_outputs_and_gradients_match_unflattened_layers(name, overrides):
     assert model.posterior.mu.grad.abs().min() > 0 and model.posterior.rho.grad.abs().min() > 0
 
 
+@pytest.mark.parametrize("fused", [False, True], ids=["adam", "fused_adam"])  # fused: PPO's; no version bumps
 @pytest.mark.parametrize("name, overrides", CASES, ids=IDS)
-def test_two_adam_steps_match_unflattened_layers(name, overrides):
+def test_two_adam_steps_match_unflattened_layers(name, overrides, fused):
     method, model, ref = build_pair(name, overrides)
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, fused=fused)
     ref_opt = torch.optim.Adam([p for s in ref.values() for p in s.parameters()], lr=0.01)
     obs, rollout, example = inputs(model, 2)
     noise = {**rollout, **example}

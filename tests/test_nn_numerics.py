@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from varshare.nn import gaussian_kl, softplus_gaussian_kl_per_task, softplus_gaussian_kls_per_task
 from varshare.nn.flipout import flipout_linear
+from varshare.nn.softplus_scale import softplus_scale
 
 
 def test_fused_kl_matches_closed_form_and_torch_distributions():
@@ -35,6 +36,23 @@ def test_fused_kl_gradient_is_exact():
     sum(w * gaussian_kl(mu[m], F.softplus(rho[m]), 0.3) for m, w in enumerate(weights)).backward()
     torch.testing.assert_close(fused_grads[0], mu.grad)
     torch.testing.assert_close(fused_grads[1], rho.grad)
+
+
+def test_softplus_scale_is_softplus_and_its_graph_can_be_reused_until_rho_changes():
+    rho = torch.linspace(-30, 30, 601, dtype=torch.float64, requires_grad=True)
+    sigma = softplus_scale(rho)
+    torch.testing.assert_close(sigma, F.softplus(rho), rtol=0, atol=0)
+    assert torch.autograd.gradcheck(softplus_scale, (torch.randn(4, 3, dtype=torch.float64, requires_grad=True),))
+    upstream = torch.randn(601, dtype=torch.float64)
+    (first,) = torch.autograd.grad((sigma * upstream).sum(), rho)
+    torch.testing.assert_close(first, upstream * torch.sigmoid(rho), rtol=0, atol=0)
+    # a second loss through the same σ (as a cached σ feeds the forward pass and the KL) still works
+    (second,) = torch.autograd.grad((sigma * upstream).sum(), rho)
+    assert torch.equal(first, second)
+    with torch.no_grad():
+        rho.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified in place"):
+        torch.autograd.grad(sigma.sum(), rho)
 
 
 def test_tanh_activation_equals_torch_tanh_in_value_and_gradient():
@@ -69,6 +87,11 @@ def _flipout_by_autograd(x, theta_w, theta_b, mu_w, mu_b, rho_w, rho_b, eps_w, e
     return mean_out + perturbation * sign_out
 
 
+def _flipout_of_rho(x, theta_w, theta_b, mu_w, mu_b, rho_w, rho_b, *noise):
+    """The fused Flipout node fed σ = softplus(ρ) by the shared softplus node, as networks do."""
+    return flipout_linear(x, theta_w, theta_b, mu_w, mu_b, softplus_scale(rho_w), softplus_scale(rho_b), *noise)
+
+
 @pytest.mark.parametrize("replicated_theta", [False, True])
 def test_fused_flipout_values_and_gradients_are_exact(replicated_theta):
     g = torch.Generator().manual_seed(3)
@@ -87,7 +110,7 @@ def test_fused_flipout_values_and_gradients_are_exact(replicated_theta):
               torch.randn(M, n_out, n_in, generator=g, dtype=torch.float64),
               torch.randn(M, n_out, generator=g, dtype=torch.float64),
               signs(M, B, n_in), signs(M, B, n_out))
-    assert_fused_equals_autograd(flipout_linear, _flipout_by_autograd, inputs, (M, B, n_out), g)
+    assert_fused_equals_autograd(_flipout_of_rho, _flipout_by_autograd, inputs, (M, B, n_out), g)
 
 
 def test_rademacher_signs_are_balanced_independent_and_reproducible():
@@ -144,7 +167,10 @@ def test_fused_kl_against_several_priors_equals_one_call_per_prior_in_value_and_
 
 
 def test_fused_group_moments_match_a_per_group_loop():
-    from varshare.nn.kl import softplus_gaussian_group_moments
+    from varshare.nn.kl import gaussian_group_moments
+
+    def softplus_gaussian_group_moments(mu, rho, blocks):
+        return gaussian_group_moments(mu, softplus_scale(rho), blocks)
 
     g = torch.Generator().manual_seed(5)
     # groups 0-2: rows of a [3, 4] block plus one element each of a [3, 1] block; groups 3-4: rows of [2, 2]
@@ -184,4 +210,7 @@ def test_fused_local_reparam_values_and_gradients_are_exact(replicated_theta):
     theta_b = randn(M, n_out) if replicated_theta else randn(n_out)
     inputs = (randn(M, B, n_in), theta_w, theta_b, randn(M, n_out, n_in), randn(M, n_out),
               randn(M, n_out, n_in), randn(M, n_out), torch.randn(M, B, n_out, generator=g, dtype=torch.float64))
-    assert_fused_equals_autograd(local_reparam_linear, _local_reparam_by_autograd, inputs, (M, B, n_out), g)
+    def local_reparam_of_rho(x, theta_w, theta_b, mu_w, mu_b, rho_w, rho_b, xi):
+        return local_reparam_linear(x, theta_w, theta_b, mu_w, mu_b, softplus_scale(rho_w), softplus_scale(rho_b), xi)
+
+    assert_fused_equals_autograd(local_reparam_of_rho, _local_reparam_by_autograd, inputs, (M, B, n_out), g)

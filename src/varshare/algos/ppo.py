@@ -186,12 +186,14 @@ class PPO:
         example_noise = {} if mean_weights else {  # every transition's per-example noise: [M, T, N, k]
             key: value.view(M, T, N, -1) for key, value in model.example_noise(T * N, self.generator).items()
         }
-        # the same noise in the activations' dtype, read step by step (one conversion per rollout, not
-        # two per layer and step: signs are stored as int8)
-        stepping_noise = {key: value.to(obs.dtype) for key, value in example_noise.items()}
+        # each step's slice of that noise, in the activations' dtype: converted once per rollout (signs
+        # are stored as int8; not two casts per layer and step) and sliced by one unbind per tensor
+        step_slices = [value.to(obs.dtype).unbind(1) for value in example_noise.values()]
+        step_noise = [{**cached, **dict(zip(example_noise, views))} for views in zip(*step_slices)] if step_slices \
+            else [cached] * T
         with torch.inference_mode():
             for t in range(T):
-                noise = None if mean_weights else {**cached, **{k: v[:, t] for k, v in stepping_noise.items()}}
+                noise = None if mean_weights else step_noise[t]
                 output = model(self.next_obs, noise)
                 action = sample_actions(output, self.generator)
                 obs[:, t] = self.next_obs

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
 from varshare.nn import VariationalResidualLinear
-from varshare.nn.kl import softplus_gaussian_group_moments
-from varshare.nn.layers import flat_posterior
+from varshare.nn.kl import gaussian_group_moments
+from varshare.nn.layers import flat_posterior_mean_std
 
 PRIOR_MODULE = "prior_log_sigma"
 
@@ -64,7 +64,7 @@ class VarShareAdaptivePrior(VarShare):
             lengths = layer.posterior_sizes()
             blocks += [(index, 1, length) for length in lengths]
             sizes.append(float(sum(lengths)))
-        second_moment, log_sigma = softplus_gaussian_group_moments(*flat_posterior(variational), tuple(blocks))
+        second_moment, log_sigma = gaussian_group_moments(*flat_posterior_mean_std(variational), tuple(blocks))
         sigma_prior = torch.stack([prior for _, _, prior in layers])  # [layers]
         count = second_moment.new_tensor(sizes)
         per_layer = second_moment / (2 * sigma_prior**2) + count * (torch.log(sigma_prior) - 0.5)

@@ -22,8 +22,8 @@ from torch import Tensor
 
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
-from varshare.nn import softplus_gaussian_kls_per_task
-from varshare.nn.layers import flat_posterior
+from varshare.nn import gaussian_kls_per_task
+from varshare.nn.layers import flat_posterior, flat_posterior_mean_std
 
 
 @register
@@ -48,9 +48,9 @@ class VarShareTrustRegion(VarShare):
         if self.snapshot is None:
             raise RuntimeError("no snapshot: begin_update has not been called")
         mu_old, sigma_old = self.snapshot
-        mu, rho = flat_posterior(self.variational_layers(model))
-        prior_kl, trust_region_kl = softplus_gaussian_kls_per_task(
-            mu, rho, [(None, self.config.varshare.sigma_prior), (mu_old, sigma_old)])
+        mu, sigma = flat_posterior_mean_std(self.variational_layers(model))
+        prior_kl, trust_region_kl = gaussian_kls_per_task(
+            mu, sigma, [(None, self.config.varshare.sigma_prior), (mu_old, sigma_old)])
         return prior_kl, trust_region_kl
 
     def extra_loss(self, model, examples_per_task):

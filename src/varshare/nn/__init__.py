@@ -4,6 +4,7 @@ from varshare.nn.kl import (
     diagonal_gaussian_kl_elements,
     gaussian_kl,
     gaussian_kl_elements,
+    gaussian_kls_per_task,
     softplus_gaussian_kl_per_task,
     softplus_gaussian_kls_per_task,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "diagonal_gaussian_kl_elements",
     "gaussian_kl",
     "gaussian_kl_elements",
+    "gaussian_kls_per_task",
     "softplus_gaussian_kl_per_task",
     "softplus_gaussian_kls_per_task",
 ]

@@ -9,10 +9,12 @@ task), layer by layer and, within a layer, in its ``posterior_names`` order — 
 * ``layer.mu_weight`` (any name in ``posterior_names``) is a view ``[M, *shape]`` of the flat
   parameter: reads see its current values, in-place writes under ``torch.no_grad()`` change it,
   and gradients through it reach it;
-* the layers' forward passes use :meth:`FlatPosterior.split` instead: one split of each flat
-  parameter, made once per parameter version and shared by all layers, whose backward is a single
-  concatenation. (Each attribute view would have its own backward, allocating a zero-filled
-  ``[M, P]`` gradient.)
+* the layers' forward passes use :meth:`FlatPosterior.split` instead: ``μ`` and ``σ = softplus(ρ)``
+  split into the layers' views, made once per parameter version and shared by all layers and by the
+  KL terms (:meth:`FlatPosterior.sigma`). Each split's backward is a single concatenation (each
+  attribute view would have its own backward, allocating a zero-filled ``[M, P]`` gradient), and
+  ``softplus`` and its derivative run once per step over ``[M, P]`` instead of once per layer and
+  again in the KL.
 
 Why: besides the network itself, a VarShare step's cost grows with the number of posterior tensors
 — the KL and its gradient, gradient clipping, Adam, ``zero_grad``. With 24 per-layer tensors the KL
@@ -26,6 +28,21 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from varshare.nn.softplus_scale import softplus_scale
+
+
+_optimizer_steps = [0]  # steps taken by any optimizer in this process
+
+
+def _count_optimizer_step(optimizer, args, kwargs) -> None:
+    _optimizer_steps[0] += 1
+
+
+# Fused optimizers (PPO's ``Adam(fused=True)``) update parameters in place without bumping their
+# version counters, so the cache key below also counts optimizer steps.
+register_optimizer_step_post_hook(_count_optimizer_step)
 
 
 class FlatPosterior(nn.Module):
@@ -54,6 +71,7 @@ class FlatPosterior(nn.Module):
         self.rho = nn.Parameter(torch.cat([rho.reshape(self.num_tasks, -1) for rho in rhos], dim=1))
         self.layers = tuple(layers)
         self._split_key = None
+        self._sigma: Tensor | None = None
         self._split_views: tuple[list[Tensor], list[Tensor]] | None = None
         for index, (layer, mu_name, rho_name) in enumerate(entries):
             del layer._parameters[mu_name], layer._parameters[rho_name]
@@ -73,25 +91,38 @@ class FlatPosterior(nn.Module):
         return flat.narrow(1, self.offsets[index], self.sizes[index]).view(self.num_tasks, *self.shapes[index])
 
     def split(self) -> tuple[list[Tensor], list[Tensor]]:
-        """Every entry's ``μ`` and ``ρ`` as views ``[M, *shape]`` from one split per parameter: the
-        forward passes' inputs. Made once per version of the parameters (an optimiser step or an
-        in-place write makes new ones), always with gradient tracking, so the same views serve
-        training, ``no_grad`` replays and ``inference_mode`` rollouts."""
-        key = (id(self.mu), self.mu._version, self.mu.data_ptr(), id(self.rho), self.rho._version, self.rho.data_ptr())
+        """Every entry's ``μ`` and ``σ = softplus(ρ)`` as views ``[M, *shape]``, from one split of
+        :attr:`mu` and one of :meth:`sigma`: the forward passes' inputs. Made once per version of the
+        parameters (an optimiser step or an in-place write makes new ones), always with gradient
+        tracking, so the same views serve training, ``no_grad`` replays and ``inference_mode``
+        rollouts. "Version" means: no in-place write (autograd's version counters) and no optimizer
+        step (fused optimizers write without bumping those counters) since they were made."""
+        self._refresh()
+        return self._split_views
+
+    def sigma(self) -> Tensor:
+        """``softplus(ρ)`` ``[M, P]`` for the current parameters: one tensor (and one gradient node)
+        shared by the layers' forward passes and the KL terms until the parameters change."""
+        self._refresh()
+        return self._sigma
+
+    def _refresh(self) -> None:
+        key = (_optimizer_steps[0], id(self.mu), self.mu._version, self.mu.data_ptr(), id(self.rho), self.rho._version,
+               self.rho.data_ptr())
         if key != self._split_key:
             with torch.inference_mode(False), torch.enable_grad():
+                self._sigma = softplus_scale(self.rho)
                 self._split_views = tuple(
                     [part.view(self.num_tasks, *shape)
                      for part, shape in zip(flat.split(self.sizes, dim=1), self.shapes)]
-                    for flat in (self.mu, self.rho)
+                    for flat in (self.mu, self._sigma)
                 )
             self._split_key = key
-        return self._split_views
 
     def __getstate__(self):
-        # the cached views are not leaves (they cannot be deep-copied or pickled); they are remade
+        # the cached σ and views are not leaves (they cannot be deep-copied or pickled); they are remade
         state = self.__dict__.copy()
-        state["_split_key"], state["_split_views"] = None, None
+        state["_split_key"], state["_sigma"], state["_split_views"] = None, None, None
         return state
 
     def extra_repr(self) -> str:

@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from varshare.nn.softplus_scale import softplus_scale
+
 
 def diagonal_gaussian_kl_elements(
     mu: torch.Tensor, sigma: torch.Tensor, mu_other: float | torch.Tensor, sigma_other: float | torch.Tensor
@@ -39,16 +41,15 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, sigma_prior: float | torc
     return gaussian_kl_elements(mu, sigma, sigma_prior).sum()
 
 
-class _SoftplusGaussianKL(torch.autograd.Function):
-    """Per-task ``KL(N(mu, softplus(rho)²) ‖ N(mu_p, sigma_p²))`` against ``K`` priors at once, with
-    a closed-form backward (a few fused element-wise passes instead of autograd's chain of nodes;
-    ``σ``, ``log σ`` and ``sigmoid(ρ)`` are computed once for all priors). Per prior,
+class _GaussianKL(torch.autograd.Function):
+    """Per-task ``KL(N(mu, sigma²) ‖ N(mu_p, sigma_p²))`` against ``K`` priors at once, with a
+    closed-form backward (a few fused element-wise passes instead of autograd's chain of nodes;
+    ``log σ`` and ``σ²`` are computed once for all priors). Per prior,
     ``KL_m = Σ [(σ² + (μ − μ_p)²) / (2 σ_p²) − log σ + log σ_p] − n/2`` over task m's ``n`` elements.
     ``priors`` are flattened ``(mu_p or None, sigma_p float or tensor)`` pairs; returns ``[K, M]``."""
 
     @staticmethod
-    def forward(ctx, mu, rho, *priors):
-        sigma = torch.nn.functional.softplus(rho)
+    def forward(ctx, mu, sigma, *priors):
         log_sigma = torch.log(sigma)
         sigma_squared = sigma * sigma
         num_tasks = mu.shape[0]
@@ -70,14 +71,14 @@ class _SoftplusGaussianKL(torch.autograd.Function):
             per_task.append(kl)
             saved += [diff, half_quadratic, sigma_prior if torch.is_tensor(sigma_prior) else None]
             inv_vars.append(inv_var)
-        ctx.save_for_backward(rho, sigma, *saved)
+        ctx.save_for_backward(sigma, *saved)
         ctx.inv_vars = inv_vars
         return torch.stack(per_task)
 
     @staticmethod
     def backward(ctx, grad_output):
-        rho, sigma, *saved = ctx.saved_tensors
-        shape = (-1, *([1] * (rho.dim() - 1)))
+        sigma, *saved = ctx.saved_tensors
+        shape = (-1, *([1] * (sigma.dim() - 1)))
         grad_mu = grad_quadratic = grad_log = None  # Σ_k g_k (μ − μ_k)/σ_k², Σ_k g_k/σ_k², Σ_k g_k
         grad_priors = []
         for k, inv_var in enumerate(ctx.inv_vars):
@@ -92,22 +93,34 @@ class _SoftplusGaussianKL(torch.autograd.Function):
                 per_element = (1.0 - 2.0 * half_quadratic).div_(sigma_prior).mul_(scale)
                 grad_sigma_prior = per_element.sum_to_size(sigma_prior.shape)
             grad_priors += [None, grad_sigma_prior]
-        grad_rho = (sigma * grad_quadratic).sub_(grad_log / sigma).mul_(torch.sigmoid(rho))
-        return grad_mu, grad_rho, *grad_priors
+        grad_sigma = (sigma * grad_quadratic).sub_(grad_log / sigma)
+        return grad_mu, grad_sigma, *grad_priors
 
 
-def softplus_gaussian_kls_per_task(
-    mu: torch.Tensor, rho: torch.Tensor, priors: list[tuple[torch.Tensor | None, float | torch.Tensor]]
+def gaussian_kls_per_task(
+    mu: torch.Tensor, sigma: torch.Tensor, priors: list[tuple[torch.Tensor | None, float | torch.Tensor]]
 ) -> torch.Tensor:
-    """``[K, M]``: row ``k`` is ``KL(N(mu_m, softplus(rho_m)²) ‖ N(mu_k, sigma_k²))`` summed over each
-    task's elements, for the ``K`` priors ``priors = [(mu_k or None for 0, sigma_k), ...]``, in one
-    pass (see :func:`softplus_gaussian_kl_per_task` for the arguments and gradients)."""
+    """``[K, M]``: row ``k`` is ``KL(N(mu_m, sigma_m²) ‖ N(mu_k, sigma_k²))`` summed over each task's
+    elements, for the ``K`` priors ``priors = [(mu_k or None for 0, sigma_k), ...]``, in one fused
+    pass. ``mu``, ``sigma``: ``[M, ...]`` (task axis first, ``sigma`` > 0); ``sigma_k`` a float or a
+    tensor broadcastable to ``mu`` (it then receives its gradient); ``mu_k`` constants.
+
+    Gradients: ``∂/∂mu = Σ_k (mu − mu_k) / σ_k²``, ``∂/∂sigma = Σ_k (σ / σ_k² − 1/σ)``,
+    ``∂/∂σ_k = 1/σ_k − (σ² + (mu − mu_k)²) / σ_k³`` (summed to ``σ_k``'s shape)."""
     flat: list = []
     for mu_prior, sigma_prior in priors:
         if mu_prior is not None and mu_prior.requires_grad:
             raise ValueError("mu_prior is treated as a constant; pass a detached tensor")
         flat += [mu_prior, sigma_prior if torch.is_tensor(sigma_prior) else float(sigma_prior)]
-    return _SoftplusGaussianKL.apply(mu, rho, *flat)
+    return _GaussianKL.apply(mu, sigma, *flat)
+
+
+def softplus_gaussian_kls_per_task(
+    mu: torch.Tensor, rho: torch.Tensor, priors: list[tuple[torch.Tensor | None, float | torch.Tensor]]
+) -> torch.Tensor:
+    """:func:`gaussian_kls_per_task` of ``N(mu, softplus(rho)²)``: ``[K, M]`` (see
+    :func:`softplus_gaussian_kl_per_task` for the arguments and gradients)."""
+    return gaussian_kls_per_task(mu, softplus_scale(rho), priors)
 
 
 def softplus_gaussian_kl_per_task(mu: torch.Tensor, rho: torch.Tensor, sigma_prior: float | torch.Tensor,
@@ -145,10 +158,9 @@ def _group_index(blocks: tuple[GroupBlock, ...], device: torch.device) -> torch.
     return _GROUP_INDEX[key]
 
 
-class _SoftplusGaussianGroupMoments(torch.autograd.Function):
+class _GaussianGroupMoments(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, mu, rho, blocks, num_groups):
-        sigma = torch.nn.functional.softplus(rho)
+    def forward(ctx, mu, sigma, blocks, num_groups):
         num_tasks = mu.shape[0]
         second_moment = torch.addcmul(sigma * sigma, mu, mu)
         sums = mu.new_zeros((num_tasks, num_groups))
@@ -157,35 +169,35 @@ class _SoftplusGaussianGroupMoments(torch.autograd.Function):
             block = second_moment[:, position: position + rows * length].view(num_tasks, rows, length)
             sums[:, first: first + rows] += block.sum(dim=-1)
             position += rows * length
-        ctx.save_for_backward(mu, rho, sigma, _group_index(blocks, mu.device))
+        ctx.save_for_backward(mu, sigma, _group_index(blocks, mu.device))
         return sums, torch.log(sigma).sum(dim=1)
 
     @staticmethod
     def backward(ctx, grad_second_moment, grad_log_sigma):
-        mu, rho, sigma, group_index = ctx.saved_tensors
+        mu, sigma, group_index = ctx.saved_tensors
         g_sq = grad_second_moment.index_select(1, group_index).mul_(2)  # per element: [M, P]
         grad_mu = mu * g_sq
-        grad_rho = (sigma * g_sq).add_(grad_log_sigma.unsqueeze(1) / sigma).mul_(torch.sigmoid(rho))
-        return grad_mu, grad_rho, None, None
+        grad_sigma = (sigma * g_sq).add_(grad_log_sigma.unsqueeze(1) / sigma)
+        return grad_mu, grad_sigma, None, None
 
 
-def softplus_gaussian_group_moments(mu: torch.Tensor, rho: torch.Tensor, blocks: tuple[GroupBlock, ...]
-                                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-group sums of ``σ² + μ²`` and the per-task sum of ``log σ`` (``σ = softplus(rho)``) over a
-    flat posterior, with a fused closed-form backward: the sufficient statistics of a Gaussian
-    posterior's KL when each group has its own prior scale (e.g. the horseshoe's, or one learned
-    scale per layer).
+def gaussian_group_moments(mu: torch.Tensor, sigma: torch.Tensor, blocks: tuple[GroupBlock, ...]
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-group sums of ``σ² + μ²`` and the per-task sum of ``log σ`` over a flat posterior, with a
+    fused closed-form backward: the sufficient statistics of a Gaussian posterior's KL when each
+    group has its own prior scale (e.g. the horseshoe's, or one learned scale per layer).
 
     Args:
-        mu, rho: ``[M, P]`` flat posterior (e.g. :func:`varshare.nn.layers.flat_posterior`).
+        mu, sigma: ``[M, P]`` flat posterior means and standard deviations (e.g.
+            :func:`varshare.nn.layers.flat_posterior_mean_std`).
         blocks: the layout, :data:`GroupBlock` s covering ``P`` in order; groups may span several
             blocks (a weight row and its bias element).
 
     Returns:
         ``[M, G]`` second moments per group (``G`` groups) and ``[M]`` ``Σ log σ`` per task.
 
-    Gradients: ``∂(σ² + μ²)/∂μ = 2μ``, ``∂(σ² + μ²)/∂ρ = 2σ·sigmoid(ρ)``, ``∂ log σ/∂ρ = sigmoid(ρ)/σ``."""
+    Gradients: ``∂(σ² + μ²)/∂μ = 2μ``, ``∂(σ² + μ²)/∂σ = 2σ``, ``∂ log σ/∂σ = 1/σ``."""
     if sum(rows * length for _, rows, length in blocks) != mu.shape[1]:
         raise ValueError(f"blocks cover {sum(r * n for _, r, n in blocks)} elements, the posterior has {mu.shape[1]}")
     num_groups = max(first + rows for first, rows, _ in blocks)
-    return _SoftplusGaussianGroupMoments.apply(mu, rho, tuple(blocks), num_groups)
+    return _GaussianGroupMoments.apply(mu, sigma, tuple(blocks), num_groups)

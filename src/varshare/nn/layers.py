@@ -39,8 +39,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from varshare.nn.flipout import flipout_affine, flipout_linear
-from varshare.nn.kl import softplus_gaussian_kl_per_task
+from varshare.nn.kl import gaussian_kls_per_task, softplus_gaussian_kl_per_task
 from varshare.nn.local_reparam import local_reparam_affine, local_reparam_linear
+from varshare.nn.softplus_scale import softplus_scale
 
 Noise = dict[str, Tensor]
 Estimator = Literal["flipout", "shared_noise", "local_reparam"]
@@ -149,13 +150,14 @@ class MultiTaskLinear(nn.Module):
             return getattr(self, name).grad
         return self.__dict__["_flat_posterior"].grad_view(*slots[name])
 
-    def posterior_tensors(self) -> list[Tensor]:
-        """``[μ₁, ρ₁, μ₂, ρ₂, ...]`` (``posterior_names`` order) as the forward pass should use them:
-        from the flat posterior's shared split when there is one (one gradient node for the whole
-        network), else the layer's own parameters."""
+    def posterior_mean_std(self) -> list[Tensor]:
+        """``[μ₁, σ₁, μ₂, σ₂, ...]`` (``posterior_names`` order, ``σ = softplus(ρ)``) as the forward pass
+        should use them: views of the flat posterior's shared split when there is one (one gradient
+        node per step for the whole network, ``σ`` shared with the KL), else computed from the
+        layer's own parameters."""
         slots = self.__dict__.get("_posterior_slots")
         if slots is None:
-            return [getattr(self, name) for pair in self.posterior_names for name in pair]
+            return [t for mu, rho in self.posterior_names for t in (getattr(self, mu), softplus_scale(getattr(self, rho)))]
         split = self.__dict__["_flat_posterior"].split()
         return [split[0 if kind == "mu" else 1][index] for pair in self.posterior_names
                 for kind, index in (slots[name] for name in pair)]
@@ -371,16 +373,16 @@ class VariationalResidualLinear(MultiTaskLinear):
         cache merged with per-example noise) is returned as is."""
         if noise and "mean_weight" in noise:
             return noise
-        mu_weight, rho_weight, mu_bias, rho_bias = self.posterior_tensors()
+        mu_weight, sigma_weight, mu_bias, sigma_bias = self.posterior_mean_std()
         derived = {"mean_weight": self.theta_weight + mu_weight, "mean_bias": self.theta_bias + mu_bias}
         if noise is None:
             return derived
         if self.estimator == "local_reparam":
-            derived["var_weight"] = F.softplus(rho_weight).square()
-            derived["var_bias"] = F.softplus(rho_bias).square()
+            derived["var_weight"] = sigma_weight.square()
+            derived["var_bias"] = sigma_bias.square()
         else:
-            derived["delta_weight"] = F.softplus(rho_weight) * noise["eps_weight"]
-            derived["delta_bias"] = F.softplus(rho_bias) * noise["eps_bias"]
+            derived["delta_weight"] = sigma_weight * noise["eps_weight"]
+            derived["delta_bias"] = sigma_bias * noise["eps_bias"]
         return derived
 
     def rollout_cache(self, rollout_noise: Noise) -> Noise:
@@ -409,13 +411,14 @@ class VariationalResidualLinear(MultiTaskLinear):
             return local_reparam_affine(x, noise["mean_weight_t"], noise["mean_bias_row"], noise["var_weight_t"],
                                         noise["var_bias_row"], noise["xi"])
         if noise is not None and "mean_weight" not in noise:  # training: fused nodes with their own backward
-            mu_weight, rho_weight, mu_bias, rho_bias = self.posterior_tensors()
+            mu_weight, sigma_weight, mu_bias, sigma_bias = self.posterior_mean_std()
             if self.estimator == "flipout":
-                return flipout_linear(x, self.theta_weight, self.theta_bias, mu_weight, mu_bias, rho_weight, rho_bias,
-                                      noise["eps_weight"], noise["eps_bias"], noise["sign_in"], noise["sign_out"])
+                return flipout_linear(x, self.theta_weight, self.theta_bias, mu_weight, mu_bias, sigma_weight,
+                                      sigma_bias, noise["eps_weight"], noise["eps_bias"], noise["sign_in"],
+                                      noise["sign_out"])
             if self.estimator == "local_reparam":
                 return local_reparam_linear(x, self.theta_weight, self.theta_bias, mu_weight, mu_bias,
-                                            rho_weight, rho_bias, noise["xi"])
+                                            sigma_weight, sigma_bias, noise["xi"])
         d = self.derived(noise)
         if noise is None:
             return affine(x, d["mean_weight"], d["mean_bias"])
@@ -435,8 +438,8 @@ def flat_posterior(layers: list[MultiTaskLinear]) -> tuple[Tensor, Tensor]:
     When ``layers`` are exactly those of a network's :class:`~varshare.nn.flat_posterior.FlatPosterior`
     (in order), these are its two parameters themselves (copy them to keep a snapshot); otherwise a
     concatenation."""
-    store = layers[0].__dict__.get("_flat_posterior") if layers else None
-    if store is not None and store.layers == tuple(layers):
+    store = _store_of(layers)
+    if store is not None:
         return store.mu, store.rho
     pairs = [pair for layer in layers for pair in layer.posterior_parameters()]
     num_tasks = layers[0].num_tasks
@@ -445,9 +448,26 @@ def flat_posterior(layers: list[MultiTaskLinear]) -> tuple[Tensor, Tensor]:
     return mu, rho
 
 
+def flat_posterior_mean_std(layers: list[MultiTaskLinear]) -> tuple[Tensor, Tensor]:
+    """``(μ, σ)`` ``[M, P]`` in :func:`flat_posterior`'s layout, ``σ = softplus(ρ)``: what the KL terms
+    read. For a network's own layers ``σ`` is the flat posterior's shared tensor of this step
+    (:meth:`~varshare.nn.flat_posterior.FlatPosterior.sigma`), the one the forward pass uses."""
+    store = _store_of(layers)
+    if store is not None:
+        return store.mu, store.sigma()
+    mu, rho = flat_posterior(layers)
+    return mu, softplus_scale(rho)
+
+
+def _store_of(layers: list[MultiTaskLinear]):
+    """The :class:`~varshare.nn.flat_posterior.FlatPosterior` holding exactly ``layers`` (in order), or None."""
+    store = layers[0].__dict__.get("_flat_posterior") if layers else None
+    return store if store is not None and store.layers == tuple(layers) else None
+
+
 def residual_kl_per_task(layers: list[MultiTaskLinear], sigma_prior: float | Tensor) -> Tensor:
     """``[M]``: ``Σ_layers KL(q_m ‖ N(0, σ_prior² I))`` over every posterior tensor of ``layers``
     (one fused op). ``sigma_prior``: a float, or a tensor broadcastable to ``[M, P]``
     (see :func:`flat_posterior`)."""
-    mu, rho = flat_posterior(layers)
-    return softplus_gaussian_kl_per_task(mu, rho, sigma_prior)
+    mu, sigma = flat_posterior_mean_std(layers)
+    return gaussian_kls_per_task(mu, sigma, [(None, sigma_prior)])[0]

@@ -9,7 +9,10 @@ The hand-written backward uses the same four batched matmuls autograd would, wit
 small nodes. Gradients (``g = ∂L/∂y``, ``s = sqrt(·)``, ``h = g ∘ ξ / (2s)``):
 
     ∂L/∂μ = gᵀ x,   ∂L/∂θ = Σ_m gᵀ x (or per task for a task-replicated θ),
-    ∂L/∂ρ = (hᵀ x²) ∘ 2σ ∘ sigmoid(ρ),   ∂L/∂x = g W̄ + 2x ∘ (h σ²).
+    ∂L/∂σ = (hᵀ x²) ∘ 2σ,   ∂L/∂x = g W̄ + 2x ∘ (h σ²).
+
+The layer takes ``σ`` itself (``softplus(ρ)``, computed once per step for the whole network by
+:class:`~varshare.nn.flat_posterior.FlatPosterior`, which applies ``∂σ/∂ρ``).
 
 ``tests/test_nn_numerics.py`` checks values and gradients against the autograd composition.
 """
@@ -17,7 +20,6 @@ small nodes. Gradients (``g = ∂L/∂y``, ``s = sqrt(·)``, ``h = g ∘ ξ / (2
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from varshare.nn.mean_gradients import batched_outer_sum, mean_parameter_gradients
@@ -28,47 +30,43 @@ VARIANCE_FLOOR = 1e-8
 
 class _LocalReparamLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, theta_weight, theta_bias, mu_weight, mu_bias, rho_weight, rho_bias, xi):
+    def forward(ctx, x, theta_weight, theta_bias, mu_weight, mu_bias, sigma_weight, sigma_bias, xi):
         mean_weight = theta_weight + mu_weight
-        sigma_weight, sigma_bias = F.softplus(rho_weight), F.softplus(rho_bias)
         var_weight = sigma_weight * sigma_weight
         x_squared = x * x
         out = torch.baddbmm((theta_bias + mu_bias).unsqueeze(-2), x, mean_weight.transpose(-1, -2))
         std = torch.baddbmm((sigma_bias * sigma_bias).unsqueeze(-2), x_squared, var_weight.transpose(-1, -2))
         std.add_(VARIANCE_FLOOR).sqrt_()
         out.addcmul_(std, xi)
-        ctx.save_for_backward(x, x_squared, mean_weight, var_weight, sigma_weight, sigma_bias, rho_weight,
-                              rho_bias, std, xi)
+        ctx.save_for_backward(x, x_squared, mean_weight, var_weight, sigma_weight, sigma_bias, std, xi)
         ctx.theta_dims = (theta_weight.dim(), theta_bias.dim())
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        (x, x_squared, mean_weight, var_weight, sigma_weight, sigma_bias, rho_weight, rho_bias, std,
-         xi) = ctx.saved_tensors
+        x, x_squared, mean_weight, var_weight, sigma_weight, sigma_bias, std, xi = ctx.saved_tensors
         needs = ctx.needs_input_grad
         grad_var = grad_out * xi / (2 * std)  # ∂L/∂(output variance): [M, B, out]
-        grad_x = grad_rho_w = grad_rho_b = None
+        grad_x = grad_sigma_w = grad_sigma_b = None
         if needs[0]:
             grad_x = torch.bmm(grad_out, mean_weight).add_(torch.bmm(grad_var, var_weight).mul_(2 * x))
         grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b = mean_parameter_gradients(
             grad_out, x, ctx.theta_dims, needs[1] or needs[3], needs[2] or needs[4])
         if needs[5]:
-            grad_var_w = batched_outer_sum(grad_var, x_squared)
-            grad_rho_w = grad_var_w.mul(2 * sigma_weight).mul_(torch.sigmoid(rho_weight))
+            grad_sigma_w = batched_outer_sum(grad_var, x_squared).mul_(2 * sigma_weight)
         if needs[6]:
-            grad_rho_b = grad_var.sum(1).mul_(2 * sigma_bias).mul_(torch.sigmoid(rho_bias))
-        return grad_x, grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b, grad_rho_w, grad_rho_b, None
+            grad_sigma_b = grad_var.sum(1).mul_(2 * sigma_bias)
+        return grad_x, grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b, grad_sigma_w, grad_sigma_b, None
 
 
 def local_reparam_linear(x: Tensor, theta_weight: Tensor, theta_bias: Tensor, mu_weight: Tensor, mu_bias: Tensor,
-                         rho_weight: Tensor, rho_bias: Tensor, xi: Tensor) -> Tensor:
-    """Local-reparameterisation forward pass with gradients for ``x``, ``θ``, ``μ`` and ``ρ``.
+                         sigma_weight: Tensor, sigma_bias: Tensor, xi: Tensor) -> Tensor:
+    """Local-reparameterisation forward pass with gradients for ``x``, ``θ``, ``μ`` and ``σ``.
 
     Shapes: ``x`` ``[M, B, in]``; ``θ_weight`` ``[out, in]`` (or task-replicated ``[M, out, in]``);
-    ``μ``, ``ρ`` weights ``[M, out, in]``; ``θ_bias`` ``[out]`` (or ``[M, out]``); ``μ``, ``ρ`` biases
+    ``μ``, ``σ`` weights ``[M, out, in]``; ``θ_bias`` ``[out]`` (or ``[M, out]``); ``μ``, ``σ`` biases
     ``[M, out]``; ``xi`` ``[M, B, out]`` standard normal. Returns ``[M, B, out]``."""
-    return _LocalReparamLinear.apply(x, theta_weight, theta_bias, mu_weight, mu_bias, rho_weight, rho_bias, xi)
+    return _LocalReparamLinear.apply(x, theta_weight, theta_bias, mu_weight, mu_bias, sigma_weight, sigma_bias, xi)
 
 
 def local_reparam_affine(x: Tensor, mean_weight_t: Tensor, mean_bias_row: Tensor, var_weight_t: Tensor,

@@ -89,10 +89,10 @@ class VariationalLoRALinear(MultiTaskLinear):
         rollout, or ``μ + σ ∘ ε`` for the rollout noise in ``noise``."""
         if noise is not None and "lora_A" in noise:
             return noise["lora_A"], noise["lora_B"]
-        mu_A, rho_A, mu_B, rho_B = self.posterior_tensors()
+        mu_A, sigma_A, mu_B, sigma_B = self.posterior_mean_std()
         if noise is None:
             return mu_A, mu_B
-        return mu_A + F.softplus(rho_A) * noise["eps_A"], mu_B + F.softplus(rho_B) * noise["eps_B"]
+        return mu_A + sigma_A * noise["eps_A"], mu_B + sigma_B * noise["eps_B"]
 
     def rollout_cache(self, rollout_noise: Noise) -> Noise:
         with torch.no_grad():
