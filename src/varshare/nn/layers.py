@@ -157,7 +157,8 @@ class MultiTaskLinear(nn.Module):
         layer's own parameters."""
         slots = self.__dict__.get("_posterior_slots")
         if slots is None:
-            return [t for mu, rho in self.posterior_names for t in (getattr(self, mu), softplus_scale(getattr(self, rho)))]
+            return [tensor for mu, rho in self.posterior_names
+                    for tensor in (getattr(self, mu), softplus_scale(getattr(self, rho)))]
         split = self.__dict__["_flat_posterior"].split()
         return [split[0 if kind == "mu" else 1][index] for pair in self.posterior_names
                 for kind, index in (slots[name] for name in pair)]
