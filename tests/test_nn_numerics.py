@@ -166,20 +166,29 @@ def test_fused_kl_against_several_priors_equals_one_call_per_prior_in_value_and_
         (mu, rho, sigma_tensor))
 
 
-def test_fused_group_moments_match_a_per_group_loop():
-    from varshare.nn.kl import gaussian_group_moments
+# groups 0-2: rows of a [3, 4] block plus one element each of a [3, 1] block; groups 3-4: rows of [2, 2]
+TILING_LAYOUT = (((0, 3, 4), (0, 3, 1), (3, 2, 2)),
+                 [[0, 1, 2, 3, 12], [4, 5, 6, 7, 13], [8, 9, 10, 11, 14], [15, 16], [17, 18]])
+# group 0 and 1 span two blocks that start at group 0 but cover different rows: summed by scatter
+SCATTER_LAYOUT = (((0, 3, 4), (0, 2, 2), (2, 3, 1)),
+                  [[0, 1, 2, 3, 12, 13], [4, 5, 6, 7, 14, 15], [8, 9, 10, 11, 16], [17], [18]])
+
+
+@pytest.mark.parametrize("layout, tiles", [(TILING_LAYOUT, True), (SCATTER_LAYOUT, False)], ids=["tiling", "scatter"])
+def test_fused_group_moments_match_a_per_group_loop(layout, tiles):
+    from varshare.nn.kl import _tiles, gaussian_group_moments
 
     def softplus_gaussian_group_moments(mu, rho, blocks):
         return gaussian_group_moments(mu, softplus_scale(rho), blocks)
 
     g = torch.Generator().manual_seed(5)
-    # groups 0-2: rows of a [3, 4] block plus one element each of a [3, 1] block; groups 3-4: rows of [2, 2]
-    blocks = ((0, 3, 4), (0, 3, 1), (3, 2, 2))
+    blocks, members = layout
+    assert _tiles(blocks) == tiles
     mu = torch.randn(2, 19, generator=g, dtype=torch.float64, requires_grad=True)
     rho = torch.randn(2, 19, generator=g, dtype=torch.float64, requires_grad=True)
     second_moment, log_sigma = softplus_gaussian_group_moments(mu, rho, blocks)
-    members = [[0, 1, 2, 3, 12], [4, 5, 6, 7, 13], [8, 9, 10, 11, 14], [15, 16], [17, 18]]
     sigma = F.softplus(rho)
+    assert second_moment.shape == (2, len(members))
     for group, elements in enumerate(members):
         torch.testing.assert_close(second_moment[:, group], (sigma**2 + mu**2)[:, elements].sum(dim=1))
     torch.testing.assert_close(log_sigma, sigma.log().sum(dim=1))

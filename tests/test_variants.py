@@ -288,6 +288,25 @@ def test_gauss_hermite_expectation_matches_fine_quadrature():
     torch.testing.assert_close(expected_log1p_square(loc, scale), fine, rtol=1e-6, atol=1e-6)
 
 
+def test_small_scale_quadrature_rule_is_accurate_and_agrees_with_the_full_rule():
+    from varshare.nn.horseshoe import SMALL_SCALE
+
+    g = gen(15)
+    loc = torch.rand(200, generator=g, dtype=torch.float64) * 16 - 10
+    scale = torch.rand(200, generator=g, dtype=torch.float64) * SMALL_SCALE  # all small: the 16-point rule
+    z = torch.linspace(-14, 14, 400_001, dtype=torch.float64)
+    density = torch.exp(-z.square() / 2) / math.sqrt(2 * math.pi)
+    fine = (torch.nn.functional.softplus(2 * (loc[:, None] + scale[:, None] * z)) * density).sum(1) * (z[1] - z[0])
+    small_rule = expected_log1p_square(loc, scale)
+    torch.testing.assert_close(small_rule, fine, rtol=0, atol=1e-9)
+    # one scale above SMALL_SCALE switches every element to the 64-point rule: no visible jump
+    full_rule = expected_log1p_square(torch.cat([loc, loc.new_zeros(1)]), torch.cat([scale, scale.new_ones(1)]))
+    torch.testing.assert_close(small_rule, full_rule[:-1], rtol=0, atol=5e-9)  # the full rule drops ~3e-9
+    assert not torch.equal(small_rule, full_rule[:-1])  # two different rules were used
+    loc.requires_grad_(), scale.requires_grad_()
+    assert torch.autograd.gradcheck(expected_log1p_square, (loc[:5], scale[:5]))
+
+
 def test_lognormal_to_half_cauchy_kl_matches_monte_carlo():
     torch.manual_seed(1)
     loc = torch.tensor([0.0, -1.5, 1.0, 0.4], dtype=torch.float64)

@@ -46,29 +46,39 @@ GAUSS_HERMITE_NODES = 64
 #: add less than 3e-9 in all (measured against the full rule for ``ℓ ∈ [−10, 6]``, ``s ≤ 3``), far
 #: below the rule's own error (1.5e-6 at ``s = 2``), and would cost half of the quadrature's time
 NEGLIGIBLE_WEIGHT = 1e-10
-_NODES, _WEIGHTS = np.polynomial.hermite.hermgauss(GAUSS_HERMITE_NODES)
-_KEPT = _WEIGHTS / math.sqrt(math.pi) > NEGLIGIBLE_WEIGHT
-_NODES, _WEIGHTS = _NODES[_KEPT], _WEIGHTS[_KEPT]
+#: when every scale ``s`` is at most ``SMALL_SCALE`` (the usual case: ``s`` starts at 0.13), a
+#: ``SMALL_SCALE_NODES``-point rule is used instead: error < 1e-9 there (5.6e-10 measured against
+#: scipy ``quad`` for ``ℓ ∈ [−10, 6]``), at half the cost
+SMALL_SCALE, SMALL_SCALE_NODES = 0.5, 16
 _LOG_2_OVER_PI = math.log(2 / math.pi)
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-_QUADRATURE: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor]] = {}
+def _rule(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Hermite nodes ``√2·t_k`` and normalised weights ``w_k/√π`` (negligible ones dropped)."""
+    nodes, weights = np.polynomial.hermite.hermgauss(num_nodes)
+    weights = weights / math.sqrt(math.pi)
+    kept = weights > NEGLIGIBLE_WEIGHT
+    return nodes[kept] * math.sqrt(2.0), weights[kept]
 
 
-def _quadrature(like: Tensor) -> tuple[Tensor, Tensor]:
-    """Gauss–Hermite nodes ``√2·t_k`` and weights ``w_k/√π`` as tensors like ``like`` (cached)."""
-    key = (like.dtype, like.device)
+_RULES = {"full": _rule(GAUSS_HERMITE_NODES), "small_scale": _rule(SMALL_SCALE_NODES)}
+_QUADRATURE: dict[tuple[str, torch.dtype, torch.device], tuple[Tensor, Tensor]] = {}
+
+
+def _quadrature(rule: str, like: Tensor) -> tuple[Tensor, Tensor]:
+    """``rule``'s nodes and weights as tensors like ``like`` (cached)."""
+    key = (rule, like.dtype, like.device)
     if key not in _QUADRATURE:
-        _QUADRATURE[key] = (torch.as_tensor(_NODES * math.sqrt(2.0), dtype=like.dtype, device=like.device),
-                            torch.as_tensor(_WEIGHTS / math.sqrt(math.pi), dtype=like.dtype, device=like.device))
+        _QUADRATURE[key] = tuple(torch.as_tensor(a, dtype=like.dtype, device=like.device) for a in _RULES[rule])
     return _QUADRATURE[key]
 
 
 class _ExpectedLog1pSquare(torch.autograd.Function):
     @staticmethod
     def forward(ctx, loc, scale):
-        nodes, weights = _quadrature(loc)
+        ctx.rule = "small_scale" if scale.numel() and scale.max() <= SMALL_SCALE else "full"
+        nodes, weights = _quadrature(ctx.rule, loc)
         # 2u_k = 2 loc + 2 scale √2 t_k as one small GEMM [..., 2] @ [2, K] (a broadcast multiply-add
         # over [..., K] is 3x slower)
         doubled = torch.stack([loc, scale], dim=-1) @ torch.stack([torch.full_like(nodes, 2.0), 2 * nodes])
@@ -78,7 +88,7 @@ class _ExpectedLog1pSquare(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         (doubled,) = ctx.saved_tensors
-        nodes, weights = _quadrature(doubled)
+        nodes, weights = _quadrature(ctx.rule, doubled)
         # d/d loc = Σ_k w_k 2 sigmoid(2u_k),  d/d scale = Σ_k w_k 2 sigmoid(2u_k) √2 t_k
         slope = torch.sigmoid(doubled)
         grad_loc = (slope @ (2 * weights)).mul_(grad_output)
@@ -89,7 +99,8 @@ class _ExpectedLog1pSquare(torch.autograd.Function):
 def expected_log1p_square(loc: Tensor, scale: Tensor) -> Tensor:
     """``E[log(1 + λ²)]`` for ``log λ ~ N(loc, scale²)``, element-wise, by Gauss–Hermite quadrature:
     ``π^{-1/2} Σ_k w_k softplus(2(loc + √2 scale t_k))``, with a fused backward
-    (``d softplus(y)/dy = sigmoid(y)``)."""
+    (``d softplus(y)/dy = sigmoid(y)``). The rule is the 64-point one, or the 16-point one when every
+    ``scale`` is at most :data:`SMALL_SCALE` (see the module constants for their errors)."""
     return _ExpectedLog1pSquare.apply(loc, scale)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -158,17 +159,38 @@ def _group_index(blocks: tuple[GroupBlock, ...], device: torch.device) -> torch.
     return _GROUP_INDEX[key]
 
 
+@functools.lru_cache(maxsize=64)
+def _tiles(blocks: tuple[GroupBlock, ...]) -> bool:
+    """Whether blocks with the same first group cover the same rows, and these ranges tile the groups
+    (then per-block sums can be added and concatenated instead of scattered)."""
+    ranges = {}
+    for first, rows, _ in blocks:
+        if ranges.setdefault(first, rows) != rows:
+            return False
+    ends = [first + rows for first, rows in sorted(ranges.items())]
+    return sorted(ranges) == [0, *ends[:-1]]
+
+
 class _GaussianGroupMoments(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mu, sigma, blocks, num_groups):
         num_tasks = mu.shape[0]
         second_moment = torch.addcmul(sigma * sigma, mu, mu)
-        sums = mu.new_zeros((num_tasks, num_groups))
+        block_sums = []  # (first group, rows, [M, rows] sums of the block's rows)
         position = 0
         for first, rows, length in blocks:
-            block = second_moment[:, position: position + rows * length].view(num_tasks, rows, length)
-            sums[:, first: first + rows] += block.sum(dim=-1)
+            block = second_moment[:, position: position + rows * length]
+            block_sums.append((first, rows, block.view(num_tasks, rows, length).sum(dim=-1) if length > 1 else block))
             position += rows * length
+        if _tiles(blocks):  # additions and one concatenation: half the time of the scatter below
+            parts: dict[int, torch.Tensor] = {}
+            for first, _, block in block_sums:
+                parts[first] = parts[first] + block if first in parts else block
+            sums = torch.cat([parts[first] for first in sorted(parts)], dim=1)
+        else:
+            sums = mu.new_zeros((num_tasks, num_groups))
+            for first, rows, block in block_sums:
+                sums[:, first: first + rows] += block
         ctx.save_for_backward(mu, sigma, _group_index(blocks, mu.device))
         return sums, torch.log(sigma).sum(dim=1)
 

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from varshare.nn.flipout import flipout_affine, flipout_linear
 from varshare.nn.kl import gaussian_kls_per_task, softplus_gaussian_kl_per_task
-from varshare.nn.local_reparam import local_reparam_affine, local_reparam_linear
+from varshare.nn.local_reparam import VARIANCE_FLOOR, local_reparam_affine, local_reparam_linear
 from varshare.nn.softplus_scale import softplus_scale
 
 Noise = dict[str, Tensor]
@@ -370,8 +370,8 @@ class VariationalResidualLinear(MultiTaskLinear):
     def derived(self, noise: Noise | None) -> Noise:
         """The tensors the forward pass uses besides the per-example noise: mean weights ``θ + μ``
         and, given rollout noise, the weight perturbations ``σ ∘ ε`` (Flipout, shared noise) or
-        variances ``σ²`` (local reparameterisation). A ``noise`` that already holds them (a rollout
-        cache merged with per-example noise) is returned as is."""
+        variances ``σ²`` and ``σ_b² + VARIANCE_FLOOR`` (local reparameterisation). A ``noise`` that
+        already holds them (a rollout cache merged with per-example noise) is returned as is."""
         if noise and "mean_weight" in noise:
             return noise
         mu_weight, sigma_weight, mu_bias, sigma_bias = self.posterior_mean_std()
@@ -380,7 +380,7 @@ class VariationalResidualLinear(MultiTaskLinear):
             return derived
         if self.estimator == "local_reparam":
             derived["var_weight"] = sigma_weight.square()
-            derived["var_bias"] = sigma_bias.square()
+            derived["floored_var_bias"] = sigma_bias.square().add_(VARIANCE_FLOOR)
         else:
             derived["delta_weight"] = sigma_weight * noise["eps_weight"]
             derived["delta_bias"] = sigma_bias * noise["eps_bias"]
@@ -410,7 +410,7 @@ class VariationalResidualLinear(MultiTaskLinear):
                 return flipout_affine(x, noise["mean_weight_t"], noise["mean_bias_row"], noise["delta_weight_t"],
                                       noise["delta_bias_row"], noise["sign_in"], noise["sign_out"])
             return local_reparam_affine(x, noise["mean_weight_t"], noise["mean_bias_row"], noise["var_weight_t"],
-                                        noise["var_bias_row"], noise["xi"])
+                                        noise["floored_var_bias_row"], noise["xi"])
         if noise is not None and "mean_weight" not in noise:  # training: fused nodes with their own backward
             mu_weight, sigma_weight, mu_bias, sigma_bias = self.posterior_mean_std()
             if self.estimator == "flipout":

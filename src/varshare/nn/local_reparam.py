@@ -35,8 +35,8 @@ class _LocalReparamLinear(torch.autograd.Function):
         var_weight = sigma_weight * sigma_weight
         x_squared = x * x
         out = torch.baddbmm((theta_bias + mu_bias).unsqueeze(-2), x, mean_weight.transpose(-1, -2))
-        std = torch.baddbmm((sigma_bias * sigma_bias).unsqueeze(-2), x_squared, var_weight.transpose(-1, -2))
-        std.add_(VARIANCE_FLOOR).sqrt_()
+        floored_var_bias = (sigma_bias * sigma_bias).add_(VARIANCE_FLOOR)  # the floor rides on the bias
+        std = torch.baddbmm(floored_var_bias.unsqueeze(-2), x_squared, var_weight.transpose(-1, -2)).sqrt_()
         out.addcmul_(std, xi)
         ctx.save_for_backward(x, x_squared, mean_weight, var_weight, sigma_weight, sigma_bias, std, xi)
         ctx.theta_dims = (theta_weight.dim(), theta_bias.dim())
@@ -70,10 +70,11 @@ def local_reparam_linear(x: Tensor, theta_weight: Tensor, theta_bias: Tensor, mu
 
 
 def local_reparam_affine(x: Tensor, mean_weight_t: Tensor, mean_bias_row: Tensor, var_weight_t: Tensor,
-                         var_bias_row: Tensor, xi: Tensor) -> Tensor:
+                         floored_var_bias_row: Tensor, xi: Tensor) -> Tensor:
     """The same output from derived tensors laid out for the batched matmuls (no parameter
-    gradients; used by rollout caches): ``(θ + μ)ᵀ`` and ``(σ²)ᵀ`` ``[M, in, out]``, their biases
-    ``[M, 1, out]``; ``x`` ``[M, B, in]``, ``xi`` ``[M, B, out]`` → ``[M, B, out]``."""
+    gradients; used by rollout caches): ``(θ + μ)ᵀ`` and ``(σ²)ᵀ`` ``[M, in, out]``, the mean bias
+    and ``σ_b² + VARIANCE_FLOOR`` ``[M, 1, out]`` (the floor folded into the bias: one op fewer per
+    layer and rollout step); ``x`` ``[M, B, in]``, ``xi`` ``[M, B, out]`` → ``[M, B, out]``."""
     out = torch.baddbmm(mean_bias_row, x, mean_weight_t)
-    std = torch.baddbmm(var_bias_row, x * x, var_weight_t).add_(VARIANCE_FLOOR).sqrt_()
+    std = torch.baddbmm(floored_var_bias_row, x * x, var_weight_t).sqrt_()
     return out.addcmul_(std, xi)
