@@ -166,6 +166,26 @@ def test_fused_kl_against_several_priors_equals_one_call_per_prior_in_value_and_
         (mu, rho, sigma_tensor))
 
 
+def test_constant_gaussian_prior_equals_the_same_prior_given_as_tensors():
+    from varshare.nn.kl import ConstantGaussian, gaussian_kls_per_task
+
+    mu, rho, mu_prior, sigma_prior = random_posterior_and_prior(6)
+    sigma_prior = sigma_prior.detach()
+    constant = ConstantGaussian.of(mu_prior, sigma_prior)
+    together = gaussian_kls_per_task(mu, F.softplus(rho), [(None, 0.3), constant])
+    reference = gaussian_kls_per_task(mu, F.softplus(rho), [(None, 0.3), (mu_prior, sigma_prior)])
+    torch.testing.assert_close(together, reference, rtol=1e-14, atol=1e-14)
+    upstream = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.25, -3.0]], dtype=torch.float64)
+    ours = torch.autograd.grad((together * upstream).sum(), (mu, rho))
+    theirs = torch.autograd.grad((reference * upstream).sum(), (mu, rho))
+    for got, expected in zip(ours, theirs):
+        torch.testing.assert_close(got, expected, rtol=1e-13, atol=1e-13)
+    assert torch.autograd.gradcheck(lambda a, b: gaussian_kls_per_task(a, F.softplus(b), [constant]), (mu, rho))
+    # a posterior equal to the constant prior has exactly zero KL
+    at_prior = gaussian_kls_per_task(mu_prior, sigma_prior, [ConstantGaussian.of(mu_prior, sigma_prior)])
+    assert torch.count_nonzero(at_prior) == 0
+
+
 # groups 0-2: rows of a [3, 4] block plus one element each of a [3, 1] block; groups 3-4: rows of [2, 2]
 TILING_LAYOUT = (((0, 3, 4), (0, 3, 1), (3, 2, 2)),
                  [[0, 1, 2, 3, 12], [4, 5, 6, 7, 13], [8, 9, 10, 11, 14], [15, 16], [17, 18]])

@@ -23,6 +23,7 @@ from torch import Tensor
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
 from varshare.nn import gaussian_kls_per_task
+from varshare.nn.kl import ConstantGaussian
 from varshare.nn.layers import flat_posterior, flat_posterior_mean_std
 
 
@@ -32,14 +33,14 @@ class VarShareTrustRegion(VarShare):
 
     def __init__(self, config, num_tasks, seed):
         super().__init__(config, num_tasks, seed)
-        #: ``(μ_old, σ_old)``, each ``[M, P]`` (all residuals, :func:`flat_posterior`'s order), from
-        #: the last :meth:`begin_update`
-        self.snapshot: tuple[Tensor, Tensor] | None = None
+        #: ``q^old = N(μ_old, σ_old²)``, ``[M, P]`` (all residuals, :func:`flat_posterior`'s order),
+        #: from the last :meth:`begin_update`
+        self.snapshot: ConstantGaussian | None = None
 
     def begin_update(self, model, progress):
         with torch.no_grad():
             mu, rho = flat_posterior(self.variational_layers(model))
-            self.snapshot = (mu.clone(), F.softplus(rho))
+            self.snapshot = ConstantGaussian.of(mu.clone(), F.softplus(rho))
 
     def prior_and_trust_region_kl(self, model) -> tuple[Tensor, Tensor]:
         """``([M], [M])``: ``Σ_layers KL(q_m ‖ p)`` (the prior's) and ``Σ_layers KL(q_m ‖ q_m^old)``
@@ -47,10 +48,9 @@ class VarShareTrustRegion(VarShare):
         gradients computed once for both)."""
         if self.snapshot is None:
             raise RuntimeError("no snapshot: begin_update has not been called")
-        mu_old, sigma_old = self.snapshot
         mu, sigma = flat_posterior_mean_std(self.variational_layers(model))
         prior_kl, trust_region_kl = gaussian_kls_per_task(
-            mu, sigma, [(None, self.config.varshare.sigma_prior), (mu_old, sigma_old)])
+            mu, sigma, [(None, self.config.varshare.sigma_prior), self.snapshot])
         return prior_kl, trust_region_kl
 
     def extra_loss(self, model, examples_per_task):

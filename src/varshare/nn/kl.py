@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -42,6 +43,25 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, sigma_prior: float | torc
     return gaussian_kl_elements(mu, sigma, sigma_prior).sum()
 
 
+@dataclass(frozen=True)
+class ConstantGaussian:
+    """A fixed diagonal Gaussian prior ``N(mean, std²)`` (``[M, ...]`` tensors, no gradients) with the
+    terms of a KL against it computed once, for a prior used on many steps (the trust region's
+    snapshot): saves a ``log`` and four element-wise passes per KL. Build with :meth:`of`."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    log_std: torch.Tensor
+    twice_var: torch.Tensor  # 2 std²
+    inv_var: torch.Tensor  # 1 / std²
+
+    @classmethod
+    def of(cls, mean: torch.Tensor, std: torch.Tensor) -> ConstantGaussian:
+        mean, std = mean.detach(), std.detach()
+        variance = std.square()
+        return cls(mean, std, std.log(), 2 * variance, variance.reciprocal())
+
+
 class _GaussianKL(torch.autograd.Function):
     """Per-task ``KL(N(mu, sigma²) ‖ N(mu_p, sigma_p²))`` against ``K`` priors at once, with a
     closed-form backward (a few fused element-wise passes instead of autograd's chain of nodes;
@@ -57,6 +77,15 @@ class _GaussianKL(torch.autograd.Function):
         sum_log_sigma = None  # Σ log σ per task, shared by the scalar priors
         per_task, saved, inv_vars = [], [], []
         for mu_prior, sigma_prior in zip(priors[0::2], priors[1::2]):
+            if isinstance(sigma_prior, ConstantGaussian):  # same arithmetic, precomputed terms
+                constant = sigma_prior
+                diff = mu - constant.mean
+                half_quadratic = torch.addcmul(sigma_squared, diff, diff).div_(constant.twice_var)
+                kl = (half_quadratic - 0.5).add_(constant.log_std).sub_(log_sigma).reshape(num_tasks, -1).sum(dim=1)
+                per_task.append(kl)
+                saved += [diff, half_quadratic, None]
+                inv_vars.append(constant.inv_var)
+                continue
             diff = mu if mu_prior is None else mu - mu_prior
             inv_var = 1.0 / sigma_prior**2
             if not torch.is_tensor(sigma_prior):
@@ -99,17 +128,23 @@ class _GaussianKL(torch.autograd.Function):
 
 
 def gaussian_kls_per_task(
-    mu: torch.Tensor, sigma: torch.Tensor, priors: list[tuple[torch.Tensor | None, float | torch.Tensor]]
+    mu: torch.Tensor, sigma: torch.Tensor,
+    priors: list[tuple[torch.Tensor | None, float | torch.Tensor] | ConstantGaussian],
 ) -> torch.Tensor:
     """``[K, M]``: row ``k`` is ``KL(N(mu_m, sigma_m²) ‖ N(mu_k, sigma_k²))`` summed over each task's
     elements, for the ``K`` priors ``priors = [(mu_k or None for 0, sigma_k), ...]``, in one fused
     pass. ``mu``, ``sigma``: ``[M, ...]`` (task axis first, ``sigma`` > 0); ``sigma_k`` a float or a
-    tensor broadcastable to ``mu`` (it then receives its gradient); ``mu_k`` constants.
+    tensor broadcastable to ``mu`` (it then receives its gradient); ``mu_k`` constants. A prior may
+    also be a :class:`ConstantGaussian` (same value, its terms precomputed).
 
     Gradients: ``∂/∂mu = Σ_k (mu − mu_k) / σ_k²``, ``∂/∂sigma = Σ_k (σ / σ_k² − 1/σ)``,
     ``∂/∂σ_k = 1/σ_k − (σ² + (mu − mu_k)²) / σ_k³`` (summed to ``σ_k``'s shape)."""
     flat: list = []
-    for mu_prior, sigma_prior in priors:
+    for prior in priors:
+        if isinstance(prior, ConstantGaussian):
+            flat += [None, prior]
+            continue
+        mu_prior, sigma_prior = prior
         if mu_prior is not None and mu_prior.requires_grad:
             raise ValueError("mu_prior is treated as a constant; pass a detached tensor")
         flat += [mu_prior, sigma_prior if torch.is_tensor(sigma_prior) else float(sigma_prior)]

@@ -46,16 +46,17 @@ class _LocalReparamLinear(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, x_squared, mean_weight, var_weight, sigma_weight, sigma_bias, std, xi = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        grad_var = grad_out * xi / (2 * std)  # ∂L/∂(output variance): [M, B, out]
+        # 2·∂L/∂(output variance) = g ∘ ξ / s: [M, B, out]; the 2 cancels the 2 of ∂(x², σ², σ_b²)
+        twice_grad_var = torch.mul(grad_out, xi).div_(std)
         grad_x = grad_sigma_w = grad_sigma_b = None
         if needs[0]:
-            grad_x = torch.bmm(grad_out, mean_weight).add_(torch.bmm(grad_var, var_weight).mul_(2 * x))
+            grad_x = torch.bmm(grad_out, mean_weight).addcmul_(torch.bmm(twice_grad_var, var_weight), x)
         grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b = mean_parameter_gradients(
             grad_out, x, ctx.theta_dims, needs[1] or needs[3], needs[2] or needs[4])
         if needs[5]:
-            grad_sigma_w = batched_outer_sum(grad_var, x_squared).mul_(2 * sigma_weight)
+            grad_sigma_w = batched_outer_sum(twice_grad_var, x_squared).mul_(sigma_weight)
         if needs[6]:
-            grad_sigma_b = grad_var.sum(1).mul_(2 * sigma_bias)
+            grad_sigma_b = twice_grad_var.sum(1).mul_(sigma_bias)
         return grad_x, grad_theta_w, grad_theta_b, grad_mu_w, grad_mu_b, grad_sigma_w, grad_sigma_b, None
 
 
