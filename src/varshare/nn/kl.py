@@ -50,7 +50,6 @@ class ConstantGaussian:
     snapshot): saves a ``log`` and four element-wise passes per KL. Build with :meth:`of`."""
 
     mean: torch.Tensor
-    std: torch.Tensor
     log_std: torch.Tensor
     twice_var: torch.Tensor  # 2 std²
     inv_var: torch.Tensor  # 1 / std²
@@ -59,7 +58,7 @@ class ConstantGaussian:
     def of(cls, mean: torch.Tensor, std: torch.Tensor) -> ConstantGaussian:
         mean, std = mean.detach(), std.detach()
         variance = std.square()
-        return cls(mean, std, std.log(), 2 * variance, variance.reciprocal())
+        return cls(mean, std.log(), 2 * variance, variance.reciprocal())
 
 
 class _GaussianKL(torch.autograd.Function):
@@ -67,7 +66,8 @@ class _GaussianKL(torch.autograd.Function):
     closed-form backward (a few fused element-wise passes instead of autograd's chain of nodes;
     ``log σ`` and ``σ²`` are computed once for all priors). Per prior,
     ``KL_m = Σ [(σ² + (μ − μ_p)²) / (2 σ_p²) − log σ + log σ_p] − n/2`` over task m's ``n`` elements.
-    ``priors`` are flattened ``(mu_p or None, sigma_p float or tensor)`` pairs; returns ``[K, M]``."""
+    ``priors`` are flattened ``(mu_p or None, sigma_p float or tensor)`` pairs (or ``(None, a
+    ConstantGaussian)``); returns ``[K, M]``."""
 
     @staticmethod
     def forward(ctx, mu, sigma, *priors):
