@@ -193,7 +193,7 @@ class PPO:
             else [cached] * T
         with torch.inference_mode():
             for t in range(T):
-                noise = None if mean_weights else step_noise[t]
+                noise = step_noise[t]  # None throughout for mean-weight rollouts
                 output = model(self.next_obs, noise)
                 action = sample_actions(output, self.generator)
                 obs[:, t] = self.next_obs

@@ -17,14 +17,13 @@ over tasks). Config: ``trust_region.coef``. Before the first snapshot the term i
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from varshare.methods.base import register
 from varshare.methods.varshare import VarShare
 from varshare.nn import gaussian_kls_per_task
 from varshare.nn.kl import ConstantGaussian
-from varshare.nn.layers import flat_posterior, flat_posterior_mean_std
+from varshare.nn.layers import flat_posterior_mean_std
 
 
 @register
@@ -39,8 +38,8 @@ class VarShareTrustRegion(VarShare):
 
     def begin_update(self, model, progress):
         with torch.no_grad():
-            mu, rho = flat_posterior(self.variational_layers(model))
-            self.snapshot = ConstantGaussian.of(mu.clone(), F.softplus(rho))
+            # σ is the flat posterior's of this version: the update's first step reuses it
+            self.snapshot = ConstantGaussian.of(*flat_posterior_mean_std(self.variational_layers(model)))
 
     def prior_and_trust_region_kl(self, model) -> tuple[Tensor, Tensor]:
         """``([M], [M])``: ``Σ_layers KL(q_m ‖ p)`` (the prior's) and ``Σ_layers KL(q_m ‖ q_m^old)``

@@ -47,18 +47,20 @@ def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, sigma_prior: float | torc
 class ConstantGaussian:
     """A fixed diagonal Gaussian prior ``N(mean, std²)`` (``[M, ...]`` tensors, no gradients) with the
     terms of a KL against it computed once, for a prior used on many steps (the trust region's
-    snapshot): saves a ``log`` and four element-wise passes per KL. Build with :meth:`of`."""
+    snapshot): saves a ``log`` and four element-wise passes per KL. Build with :meth:`of`; the KL
+    also forms these terms on the fly for a tensor ``sigma_p`` (``mean`` None: zero)."""
 
-    mean: torch.Tensor
+    mean: torch.Tensor | None
     log_std: torch.Tensor
     twice_var: torch.Tensor  # 2 std²
     inv_var: torch.Tensor  # 1 / std²
 
     @classmethod
     def of(cls, mean: torch.Tensor, std: torch.Tensor) -> ConstantGaussian:
-        mean, std = mean.detach(), std.detach()
-        variance = std.square()
-        return cls(mean, std.log(), 2 * variance, variance.reciprocal())
+        """The prior with copies of ``mean`` and ``std`` (later in-place writes to them, e.g. an
+        optimizer step on the parameter ``mean`` was read from, do not reach it)."""
+        variance = std.detach().square()
+        return cls(mean.detach().clone(), std.detach().log(), 2 * variance, variance.reciprocal())
 
 
 class _GaussianKL(torch.autograd.Function):
@@ -77,29 +79,25 @@ class _GaussianKL(torch.autograd.Function):
         sum_log_sigma = None  # Σ log σ per task, shared by the scalar priors
         per_task, saved, inv_vars = [], [], []
         for mu_prior, sigma_prior in zip(priors[0::2], priors[1::2]):
-            if isinstance(sigma_prior, ConstantGaussian):  # same arithmetic, precomputed terms
-                constant = sigma_prior
-                diff = mu - constant.mean
-                half_quadratic = torch.addcmul(sigma_squared, diff, diff).div_(constant.twice_var)
-                kl = (half_quadratic - 0.5).add_(constant.log_std).sub_(log_sigma).reshape(num_tasks, -1).sum(dim=1)
-                per_task.append(kl)
-                saved += [diff, half_quadratic, None]
-                inv_vars.append(constant.inv_var)
-                continue
-            diff = mu if mu_prior is None else mu - mu_prior
-            inv_var = 1.0 / sigma_prior**2
-            if not torch.is_tensor(sigma_prior):
+            if isinstance(sigma_prior, float):
+                diff = mu if mu_prior is None else mu - mu_prior
+                inv_var = 1.0 / sigma_prior**2
                 half_quadratic = torch.addcmul(sigma_squared, diff, diff).mul_(0.5 * inv_var)
                 if sum_log_sigma is None:
                     sum_log_sigma = log_sigma.reshape(num_tasks, -1).sum(dim=1)
                 kl = half_quadratic.reshape(num_tasks, -1).sum(dim=1).sub_(sum_log_sigma)
                 kl.add_(mu[0].numel() * (math.log(sigma_prior) - 0.5))
+                saved += [diff, half_quadratic, None]
             else:  # element-wise, ordered so that q = prior gives exactly 0: σ²/(2σ²) = ½, log σ − log σ = 0
-                half_quadratic = torch.addcmul(sigma_squared, diff, diff).div_(2 * sigma_prior**2)
-                per_element = (half_quadratic - 0.5).add_(torch.log(sigma_prior) - log_sigma)
-                kl = per_element.reshape(num_tasks, -1).sum(dim=1)
+                learned = None if isinstance(sigma_prior, ConstantGaussian) else sigma_prior
+                prior = sigma_prior if learned is None else ConstantGaussian(
+                    mu_prior, torch.log(learned), 2 * learned**2, 1.0 / learned**2)
+                diff = mu if prior.mean is None else mu - prior.mean
+                half_quadratic = torch.addcmul(sigma_squared, diff, diff).div_(prior.twice_var)
+                kl = (half_quadratic - 0.5).add_(prior.log_std).sub_(log_sigma).reshape(num_tasks, -1).sum(dim=1)
+                inv_var = prior.inv_var
+                saved += [diff, half_quadratic, learned]
             per_task.append(kl)
-            saved += [diff, half_quadratic, sigma_prior if torch.is_tensor(sigma_prior) else None]
             inv_vars.append(inv_var)
         ctx.save_for_backward(sigma, *saved)
         ctx.inv_vars = inv_vars
