@@ -56,9 +56,10 @@ def randomise_(model: torch.nn.Module, seed: int, scale: float = 0.5) -> None:
                 p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * scale)
 
 
-def full_noise(model, batch: int, g: torch.Generator) -> dict:
-    """Rollout noise and per-example noise for ``batch`` examples per task, in one dict."""
-    return {**model.rollout_noise(g), **model.example_noise(batch, g)}
+def network_config(hidden_sizes=(16, 16), activation="tanh"):
+    from varshare.config import NetworkConfig
+
+    return NetworkConfig(hidden_sizes=list(hidden_sizes), activation=activation)
 
 
 def make_ppo(method_name: str, seed: int = 0, method=None, **overrides) -> PPO:

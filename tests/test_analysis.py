@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from varshare.analysis import figures
 from varshare.analysis.aggregate import RunDirectoryError, eval_curves, final_returns, load_runs, per_task_table
 from varshare.analysis.figures import plot_iqm, plot_learning_curves
+from varshare.analysis.results import write_aggregate
 from varshare.analysis.stats import iqm_with_ci
 from varshare.analysis.style import METHOD_COLORS, method_color, ordered_methods
 from varshare.cli import main
@@ -24,11 +26,11 @@ TASKS = ["default", "moon", "mars"]
 
 
 def make_run(root: Path, method: str, seed: int, evals: dict[int, list[float]], tasks: list[str] = TASKS,
-             finished: bool = True, suite: str = SUITE) -> Path:
+             finished: bool = True, suite: str = SUITE, algo: str = "ppo") -> Path:
     """A run directory as `varshare train` writes it: ``evals`` maps step → per-task eval returns."""
-    out = root / method / f"seed{seed}"
+    out = root / algo / method / f"seed{seed}"
     out.mkdir(parents=True)
-    table = MetricsTable(f"{suite}/{method}/seed{seed}", method, seed)
+    table = MetricsTable(f"{suite}/{algo}/{method}/seed{seed}", algo, method, seed)
     for step, returns in evals.items():
         for task, value in zip(tasks, returns, strict=True):
             table.add_many(task, step, {"eval_return": value, "eval_length": 7.0, "eval_success": 0.0})
@@ -55,8 +57,9 @@ def runs(tmp_path: Path) -> list[Path]:
 
 def test_eval_curves_average_tasks_per_run_and_step(runs):
     curves = eval_curves(load_runs(runs))
-    assert list(curves.columns) == ["method", "seed", "step", "return"]
-    got = {(r.method, r.seed, r.step): r._4 for r in curves.itertuples()}
+    assert list(curves.columns) == ["algo", "method", "seed", "step", "return"]
+    assert set(curves["algo"]) == {"ppo"}
+    got = {(r.method, r.seed, r.step): r._5 for r in curves.itertuples()}
     assert got == {
         ("hard_sharing", 0, 0): 2.0, ("hard_sharing", 0, 100): 20.0, ("hard_sharing", 0, 200): 50.0,
         ("hard_sharing", 1, 0): 2.0, ("hard_sharing", 1, 100): 30.0, ("hard_sharing", 1, 200): 60.0,
@@ -67,9 +70,9 @@ def test_eval_curves_average_tasks_per_run_and_step(runs):
 
 def test_final_returns_take_each_runs_last_evaluation(runs):
     final = final_returns(load_runs(runs))
-    assert list(final.columns) == ["method", "seed", "task", "step", "return"]
+    assert list(final.columns) == ["algo", "method", "seed", "task", "step", "return"]
     assert list(final["task"][:3]) == TASKS  # suite order, not alphabetical
-    got = {(r.method, r.seed, r.task): (r.step, r._5) for r in final.itertuples()}
+    got = {(r.method, r.seed, r.task): (r.step, r._6) for r in final.itertuples()}
     assert got == {
         ("hard_sharing", 0, "default"): (200, 40.0), ("hard_sharing", 0, "moon"): (200, 50.0),
         ("hard_sharing", 0, "mars"): (200, 60.0),
@@ -83,14 +86,90 @@ def test_final_returns_take_each_runs_last_evaluation(runs):
 def test_per_task_table_mean_and_std_over_seeds(runs):
     table = per_task_table(final_returns(load_runs(runs))).set_index("task")
     assert list(table.index) == TASKS
-    assert list(table.columns) == ["hard_sharing_mean", "hard_sharing_std", "varshare_mean", "varshare_std",
+    assert list(table.columns) == ["algo", "hard_sharing_mean", "hard_sharing_std", "varshare_mean", "varshare_std",
                                    "num_seeds"]
+    assert set(table["algo"]) == {"ppo"}
     assert table.loc["default", "hard_sharing_mean"] == 30.0
     assert table.loc["default", "hard_sharing_std"] == pytest.approx(math.sqrt(200))  # ddof 1: (40-20)²/2
     assert table.loc["mars", "hard_sharing_mean"] == 75.0
     assert table.loc["moon", "varshare_mean"] == 9.0
     assert math.isnan(table.loc["moon", "varshare_std"])  # one seed
     assert list(table["num_seeds"]) == [1, 1, 1]
+
+
+@pytest.fixture
+def two_algo_runs(tmp_path: Path) -> list[Path]:
+    """hard_sharing seed 0 under ppo and under sac (differing only in algo), and varshare seed 0 under ppo."""
+    return [
+        make_run(tmp_path, "hard_sharing", 0, {0: [1, 2, 3], 100: [10, 20, 30]}),
+        make_run(tmp_path, "hard_sharing", 0, {0: [4, 5, 6], 100: [70, 80, 90]}, algo="sac"),
+        make_run(tmp_path, "varshare", 0, {0: [0, 0, 3], 100: [9, 9, 9]}),
+    ]
+
+
+def test_runs_differing_only_in_algo_never_collide(tmp_path, two_algo_runs):
+    df = load_runs(two_algo_runs)
+    curves = eval_curves(df)
+    assert [(r.algo, r.method, r.step, r._5) for r in curves.itertuples()] == [
+        ("ppo", "hard_sharing", 0, 2.0), ("ppo", "hard_sharing", 100, 20.0),
+        ("ppo", "varshare", 0, 1.0), ("ppo", "varshare", 100, 9.0),
+        ("sac", "hard_sharing", 0, 5.0), ("sac", "hard_sharing", 100, 80.0),  # algo, then method order
+    ]
+    final = final_returns(df)
+    assert final.groupby(["algo", "method"])["return"].mean().to_dict() == {
+        ("ppo", "hard_sharing"): 20.0, ("ppo", "varshare"): 9.0, ("sac", "hard_sharing"): 80.0}
+    table = per_task_table(final).set_index(["algo", "task"])
+    assert list(table.index) == [(a, t) for a in ("ppo", "sac") for t in TASKS]
+    assert table.loc[("ppo", "moon"), "hard_sharing_mean"] == 20.0
+    assert table.loc[("sac", "moon"), "hard_sharing_mean"] == 80.0
+    assert math.isnan(table.loc[("sac", "moon"), "varshare_mean"])  # no sac varshare run
+    assert list(table["num_seeds"]) == [1] * 6
+    iqm = iqm_with_ci(final, seed=0, reps=50)
+    assert [(r.algo, r.method, r.num_runs) for r in iqm.itertuples()] == [
+        ("ppo", "hard_sharing", 1), ("ppo", "varshare", 1), ("sac", "hard_sharing", 1)]
+    assert iqm.set_index(["algo", "method"]).loc[("sac", "hard_sharing"), "iqm"] == pytest.approx(80.0)
+    summary = write_aggregate(two_algo_runs, SUITE, tmp_path / "results", reps=50)
+    assert summary["algos"] == ["ppo", "sac"] and summary["methods"] == ["hard_sharing", "varshare"]
+    assert summary["seeds"] == {"ppo": {"hard_sharing": [0], "varshare": [0]}, "sac": {"hard_sharing": [0]}}
+    # the same (algo, method, seed) in two runs is still refused
+    other = make_run(tmp_path / "other", "hard_sharing", 0, {0: [1, 2, 3]}, suite="lunarlander20")
+    with pytest.raises(RunDirectoryError,
+                       match=r"several runs share \(algo, method, seed\) \[\('ppo', 'hard_sharing', 0\)\]"):
+        eval_curves(load_runs([two_algo_runs[0], other]))
+
+
+def drawn(figure) -> tuple[list[str], list[list[float]]]:
+    """Legend texts of a curve figure's first axes and the y data of its lines, in legend order."""
+    ax = figure.axes[0]
+    return ([t.get_text() for t in ax.get_legend().get_texts()],
+            [list(line.get_ydata()) for line in ax.get_lines() if len(line.get_ydata())])
+
+
+def test_figure_algo_option_filters_and_labels_lines_method_algo(tmp_path, two_algo_runs, monkeypatch, capsys):
+    results = tmp_path / "results"
+    assert main(["aggregate", "--suite", SUITE, "--out", str(results), "--reps", "50", *map(str, two_algo_runs)]) == 0
+    saved = {}
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path, dpi=200: saved.update({Path(path).name: figure}))
+    command = ["figure", "--results", str(results), "--title", "t", "--curves-png", "c.png", "--curves-pdf", "c.pdf",
+               "--iqm-png", "i.png", "--iqm-pdf", "i.pdf"]
+
+    assert main(command) == 0  # every algorithm present: one line per (method, algo)
+    labels, lines = drawn(saved["c.png"])
+    assert labels == ["hard_sharing (ppo) (n=1)", "hard_sharing (sac) (n=1)", "varshare (ppo) (n=1)"]
+    assert lines == [[2.0, 20.0], [5.0, 80.0], [1.0, 9.0]]
+    assert [t.get_text() for t in saved["i.png"].axes[0].get_yticklabels()] == labels
+
+    assert main([*command, "--algo", "sac"]) == 0  # one algorithm: labels as without the algo axis
+    labels, lines = drawn(saved["c.png"])
+    assert labels == ["hard_sharing (n=1)"] and lines == [[5.0, 80.0]]
+    assert [t.get_text() for t in saved["i.png"].axes[0].get_yticklabels()] == ["hard_sharing (n=1)"]
+
+    assert main([*command, "--algo", "ppo", "--methods", "varshare"]) == 0
+    assert drawn(saved["c.png"]) == (["varshare (n=1)"], [[1.0, 9.0]])
+
+    capsys.readouterr()
+    assert main([*command, "--algo", "sac", "--methods", "varshare"]) == 2
+    assert "no eval_curves rows for methods ['varshare'] and algo 'sac'" in capsys.readouterr().err
 
 
 def test_unfinished_or_missing_run_is_a_clear_error(tmp_path, runs):
@@ -115,16 +194,16 @@ def test_iqm_drops_bottom_and_top_quarter_one_seed(tmp_path):
     tasks = [f"t{i}" for i in range(8)]
     final = final_returns(load_runs([make_run(tmp_path, "varshare", 0, {10: scores}, tasks=tasks)]))
     row = iqm_with_ci(final, seed=0, reps=200).iloc[0]
-    assert row["method"] == "varshare" and row["iqm"] == pytest.approx(4.5)
+    assert (row["algo"], row["method"]) == ("ppo", "varshare") and row["iqm"] == pytest.approx(4.5)
     assert (row["num_runs"], row["num_tasks"]) == (1, 8)
     assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])  # nothing to resample over runs
     tasks_ci = iqm_with_ci(final, seed=0, reps=200, task_bootstrap=True).iloc[0]
     assert tasks_ci["iqm"] == pytest.approx(4.5) and tasks_ci["ci_low"] < tasks_ci["ci_high"]
 
 
-def synthetic_final(methods: dict[str, np.ndarray]) -> pd.DataFrame:
+def synthetic_final(methods: dict[str, np.ndarray], algo: str = "ppo") -> pd.DataFrame:
     """``final_returns``-shaped table from ``{method: [num_seeds, num_tasks] scores}``."""
-    rows = [{"method": m, "seed": s, "task": f"t{t}", "step": 1, "return": float(v)}
+    rows = [{"algo": algo, "method": m, "seed": s, "task": f"t{t}", "step": 1, "return": float(v)}
             for m, matrix in methods.items() for (s, t), v in np.ndenumerate(matrix)]
     return pd.DataFrame(rows)
 
@@ -152,7 +231,7 @@ def test_iqm_ci_contains_point_reproducible_and_leaves_global_rng_alone():
 
 def test_iqm_refuses_incomplete_score_matrix():
     final = synthetic_final({"varshare": np.ones((2, 3))})
-    with pytest.raises(ValueError, match=r"varshare: no final return for \(seed, task\) \[\(1, 't2'\)\]"):
+    with pytest.raises(ValueError, match=r"ppo/varshare: no final return for \(seed, task\) \[\(1, 't2'\)\]"):
         iqm_with_ci(final[:-1], seed=0, reps=10)
 
 
@@ -202,7 +281,7 @@ def test_cli_aggregate_and_figure_end_to_end(tmp_path, runs, capsys):
                                                          "strategy_curves.csv"]
     summary = json.loads((results / "aggregate.json").read_text())
     assert summary["num_runs"] == 3 and summary["methods"] == ["hard_sharing", "varshare"]
-    assert summary["seeds"] == {"hard_sharing": [0, 1], "varshare": [0]}
+    assert summary["algos"] == ["ppo"] and summary["seeds"] == {"ppo": {"hard_sharing": [0, 1], "varshare": [0]}}
     assert summary["tasks"] == TASKS and summary["final_steps_per_task"] == [150, 200]
     assert summary["bootstrap"]["seed"] == 0 and summary["versions"]["rliable"] != "not installed"
     df = load_runs(runs)

@@ -4,17 +4,16 @@ and one PPO iteration of every method with exact noise replay."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 from torch.func import functional_call
 
-from varshare.algos.ppo import PPO
+from varshare.algos.per_task_gradients import apply_combined_gradients, task_replicas
+from varshare.algos.ppo import ActorCritic
 from varshare.config import METHODS, load_config
 from varshare.methods import REGISTRY, make_method
 from varshare.methods.hard_sharing import MultiHead
-from varshare.nn import ESTIMATORS, ResidualLinear
+from varshare.nn import ESTIMATORS, ResidualLinear, shared_parameters
 
 from helpers import PPO_OVERRIDES, gen, make_ppo, randomise_
 
@@ -28,6 +27,10 @@ def config(method: str, **overrides):
 
 def n_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def build(method_obj, cfg) -> ActorCritic:
+    return ActorCritic(method_obj, OBS_DIM, N_ACTIONS, True, cfg.network)
 
 
 # ------------------------------------------------------------------------------------------
@@ -94,9 +97,10 @@ def test_expected_numbers_are_what_the_comments_say():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_parameter_count_matches_hand_computation(method):
-    model = make_method(method, config(method), _M, 0).build_model(OBS_DIM, N_ACTIONS, True)
+    cfg = config(method)
+    model = build(make_method(method, cfg, _M, 0), cfg)
     assert n_params(model) == EXPECTED_PARAMS[method]
-    assert sum(p.numel() for p in model.shared_parameters().values()) == EXPECTED_SHARED[method]
+    assert sum(p.numel() for p in shared_parameters(model.networks()).values()) == EXPECTED_SHARED[method]
     out = model(torch.zeros(_M, 3, OBS_DIM))
     assert out.logits.shape == (_M, 3, N_ACTIONS) and out.value.shape == (_M, 3)
 
@@ -116,16 +120,14 @@ def test_replica_gradients_equal_separate_per_task_backward_passes(method):
     cfg = config(method, **{"network.hidden_sizes": [32, 16]})
     m_obj = make_method(method, cfg, M, 0)
     torch.manual_seed(0)
-    model = m_obj.build_model(OBS_DIM, N_ACTIONS, True).double()
+    model = build(m_obj, cfg).double()
     randomise_(model, 1, scale=0.4)
     obs = torch.randn(M, 6, OBS_DIM, generator=gen(2), dtype=torch.float64)
-    g = gen(3)
-    noise = {**model.rollout_noise(g), **model.example_noise(6, g)} or None
+    noise = model.draw_noise(6, gen(3))
 
-    # (a) PPO's own replicas, one backward of the summed loss
-    stub = SimpleNamespace(method=SimpleNamespace(per_task_gradients=True), model=model, num_tasks=M)
-    replicas = PPO._replica_parameters(stub)
-    shared = model.shared_parameters()
+    # (a) the algorithms' replicas, one backward of the summed loss
+    shared = shared_parameters(model.networks())
+    replicas = task_replicas(shared, M)
     assert set(replicas) == set(shared)
     for name, rep in replicas.items():
         assert rep.is_leaf and rep.requires_grad and rep.shape == (M, *shared[name].shape)
@@ -153,17 +155,20 @@ def test_replica_gradients_equal_separate_per_task_backward_passes(method):
     assert not torch.allclose(first[0], first[1])
 
 
-def test_replicas_are_none_without_per_task_gradients():
-    model = make_method("hard_sharing", config("hard_sharing"), 3, 0).build_model(OBS_DIM, N_ACTIONS, True)
-    stub = SimpleNamespace(method=SimpleNamespace(per_task_gradients=False), model=model, num_tasks=3)
-    assert PPO._replica_parameters(stub) is None
+def test_replicas_are_none_when_every_shared_parameter_is_frozen():
+    cfg = config("hard_sharing")
+    model = build(make_method("hard_sharing", cfg, 3, 0), cfg)
+    shared = shared_parameters(model.networks())
+    for param in shared.values():
+        param.requires_grad_(False)
+    assert task_replicas(shared, 3) is None
 
 
 def test_apply_combined_gradients_places_the_combined_direction_on_each_shared_parameter():
     M = 3
-    model = make_method("hard_sharing", config("hard_sharing", **{"network.hidden_sizes": [8, 5]}), M, 0) \
-        .build_model(OBS_DIM, N_ACTIONS, True)
-    shared = model.shared_parameters()
+    cfg = config("hard_sharing", **{"network.hidden_sizes": [8, 5]})
+    model = build(make_method("hard_sharing", cfg, M, 0), cfg)
+    shared = shared_parameters(model.networks())
     g = gen(4)
     replicas = {}
     for i, (name, p) in enumerate(shared.items()):
@@ -179,13 +184,11 @@ def test_apply_combined_gradients_places_the_combined_direction_on_each_shared_p
     weights = torch.tensor([1.0, -2.0, 0.5])
     received = {}
 
-    class Weighted:
-        def combine_gradients(self, grads):
-            received["grads"] = grads
-            return (weights[:, None] * grads).sum(0)
+    def weighted(grads):
+        received["grads"] = grads
+        return (weights[:, None] * grads).sum(0)
 
-    stub = SimpleNamespace(method=Weighted(), model=model, num_tasks=M)
-    PPO._apply_combined_gradients(stub, replicas)
+    apply_combined_gradients(shared, replicas, weighted)
     assert received["grads"].shape == (M, sum(p.numel() for p in shared.values()))
     for i, (name, p) in enumerate(shared.items()):
         rep_grad = replicas[name].grad if i != 1 else torch.zeros(M, *p.shape)
@@ -199,7 +202,7 @@ def test_apply_combined_gradients_places_the_combined_direction_on_each_shared_p
 @pytest.mark.parametrize(
     "method,estimator",
     # mean-weight rollouts replay nothing by design (tests/test_variants.py checks that variant)
-    [(m, "flipout") for m in METHODS if not REGISTRY[m].rollout_mean_weights]
+    [(m, "flipout") for m in METHODS if not REGISTRY[m].act_with_mean_weights]
     + [("varshare", e) for e in ESTIMATORS if e != "flipout"],
 )
 def test_one_ppo_iteration_replays_the_rollout_exactly(method, estimator):
@@ -217,7 +220,7 @@ def test_one_ppo_iteration_replays_the_rollout_exactly(method, estimator):
     assert changed, "training did not move any parameter"
     if method == "varshare":
         assert stats["kl"] > 0 and stats["extra_loss"] > 0
-        assert "posterior.mu" in changed
+        assert "actor.layers.0.mu_weight" in changed and "critic.layers.2.rho_bias" in changed
 
 
 class SumMultiHead(MultiHead):
@@ -242,7 +245,7 @@ def test_per_task_path_with_sum_combiner_reproduces_ordinary_backward():
     for (name, a), b in zip(plain.model.named_parameters(), summed.model.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6, msg=name)
     moved = max((p - start[n]).abs().max().item() for n, p in plain.model.named_parameters()
-                if n in plain.model.shared_parameters())
+                if n in shared_parameters(plain.model.networks()))
     assert moved > 1e-5  # the shared parameters really trained
 
 
@@ -253,7 +256,7 @@ def test_per_task_path_with_sum_combiner_reproduces_ordinary_backward():
 def test_l2_soft_penalty_value_and_gradient():
     coef = 0.03
     method = make_method("l2_soft", config("l2_soft", **{"l2_soft.coef": coef, "network.hidden_sizes": [16, 8]}), 3, 0)
-    model = method.build_model(OBS_DIM, N_ACTIONS, True).double()
+    model = build(method, method.config).double()
     layers = [m for m in model.modules() if isinstance(m, ResidualLinear)]
     assert len(layers) == 6
     g = gen(6)
@@ -261,7 +264,7 @@ def test_l2_soft_penalty_value_and_gradient():
         for layer in layers:
             layer.phi_weight.copy_(torch.randn(layer.phi_weight.shape, generator=g, dtype=torch.float64))
             layer.phi_bias.copy_(torch.randn(layer.phi_bias.shape, generator=g, dtype=torch.float64))
-    loss, stats = method.extra_loss(model, 17)
+    loss, stats = method.extra_loss(model.networks(), 17)
     expected = sum(layer.phi_weight.detach().square().sum() + layer.phi_bias.detach().square().sum() for layer in layers)
     torch.testing.assert_close(loss.detach(), coef * expected, rtol=1e-12, atol=1e-12)
     assert stats["l2_residual_sq"] == pytest.approx(expected.item(), rel=1e-9)
@@ -276,6 +279,6 @@ def test_l2_soft_penalty_value_and_gradient():
 @pytest.mark.parametrize("method", ["independent", "hard_sharing", "contextual", "pcgrad", "cagrad"])
 def test_methods_without_extra_loss_return_zero(method):
     m_obj = make_method(method, config(method), 3, 0)
-    model = m_obj.build_model(OBS_DIM, N_ACTIONS, True)
-    loss, _ = m_obj.extra_loss(model, 16)
+    model = build(m_obj, m_obj.config)
+    loss, _ = m_obj.extra_loss(model.networks(), 16)
     assert float(loss) == 0.0

@@ -1,6 +1,6 @@
 """Multi-task layers and networks against independent computations: closed-form KL vs
 ``torch.distributions``, Flipout / shared-noise / local-reparameterisation moments vs closed forms
-and explicit per-example weight sampling, noise caching, KL gradients, task isolation."""
+and explicit per-example weight sampling, noise slicing, KL gradients, task isolation."""
 
 from __future__ import annotations
 
@@ -12,17 +12,20 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 from torch.func import functional_call
 
+from varshare.algos.ppo import ActorCritic
 from varshare.config import METHODS, load_config
 from varshare.methods import make_method
-from helpers import full_noise, gen, randomise_
+from helpers import gen, randomise_
 from varshare.nn import (
     ESTIMATORS,
-    ActorCritic,
     ResidualLinear,
     VariationalResidualLinear,
     affine,
     gaussian_kl,
+    shared_parameters,
+    slice_examples,
 )
+from varshare.nn.noise import FlipoutNoise, LocalReparamNoise, SharedWeightNoise
 
 OBS_DIM, N_ACTIONS, M = 4, 2, 3
 Z = 5.0  # tolerance in standard errors for Monte Carlo comparisons
@@ -35,7 +38,8 @@ def config(method: str, **overrides):
 
 def build(method: str, num_tasks: int = M, seed: int = 0, **overrides) -> ActorCritic:
     torch.manual_seed(seed)
-    return make_method(method, config(method, **overrides), num_tasks, seed).build_model(OBS_DIM, N_ACTIONS, True)
+    cfg = config(method, **overrides)
+    return ActorCritic(make_method(method, cfg, num_tasks, seed), OBS_DIM, N_ACTIONS, True, cfg.network)
 
 
 # ------------------------------------------------------------------------------------------
@@ -66,14 +70,14 @@ def test_gaussian_kl_is_zero_at_the_prior_and_positive_elsewhere():
 
 
 def test_layer_kl_per_task_matches_torch_distributions():
-    layer = VariationalResidualLinear(5, 4, 3).double()
-    randomise_(layer, 1)
     prior = 0.3
+    layer = VariationalResidualLinear(5, 4, 3, prior_std=prior).double()
+    randomise_(layer, 1)
     p = Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(prior, dtype=torch.float64))
     for m in range(3):
         w = kl_divergence(Normal(layer.mu_weight[m], F.softplus(layer.rho_weight[m])), p).sum()
         b = kl_divergence(Normal(layer.mu_bias[m], F.softplus(layer.rho_bias[m])), p).sum()
-        torch.testing.assert_close(layer.kl_per_task(prior)[m], w + b, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(layer.kl_per_task()[m], w + b, rtol=1e-12, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------
@@ -108,8 +112,7 @@ def tiled(layer: VariationalResidualLinear, copies: int) -> VariationalResidualL
 def layer_samples(layer, x, copies: int, seed: int) -> torch.Tensor:
     """``[copies, M, B, out]`` outputs of independent noise draws (the layer's own noise functions)."""
     big = tiled(layer, copies)
-    g = gen(seed)
-    noise = {**big.rollout_noise(g), **big.example_noise(x.shape[1], g)}
+    noise = big.draw_noise(x.shape[1], gen(seed))
     with torch.no_grad():
         y = big(x.repeat(copies, 1, 1), noise)
     return y.view(copies, layer.num_tasks, x.shape[1], layer.out_features)
@@ -193,20 +196,20 @@ def test_examples_of_a_task_are_decorrelated(estimator):
 
 def test_flipout_equals_explicit_per_example_weights_for_one_draw():
     layer, x = random_layer("flipout", seed=5)
-    g = gen(21)
-    rn, en = layer.rollout_noise(g), layer.example_noise(B, g)
-    assert set(rn) == {"eps_weight", "eps_bias"} and set(en) == {"sign_in", "sign_out"}
-    assert en["sign_in"].shape == (2, B, IN) and en["sign_out"].shape == (2, B, OUT)
-    assert set(en["sign_in"].unique().tolist()) == {-1.0, 1.0}
+    noise = layer.draw_noise(B, gen(21))
+    assert isinstance(noise, FlipoutNoise)
+    assert noise.eps_weight.shape == (2, OUT, IN) and noise.eps_bias.shape == (2, OUT)
+    assert noise.sign_in.shape == (2, B, IN) and noise.sign_out.shape == (2, B, OUT)
+    assert set(noise.sign_in.unique().tolist()) == {-1.0, 1.0}
     with torch.no_grad():
-        y = layer(x, {**rn, **en})
+        y = layer(x, noise)
         sw, sb = F.softplus(layer.rho_weight), F.softplus(layer.rho_bias)
-        s_in, s_out = en["sign_in"].double(), en["sign_out"].double()
+        s_in, s_out = noise.sign_in.double(), noise.sign_out.double()
         # [M, B, out, in]: W_b = θ + μ + (σ∘ε)∘(s_out s_inᵀ)
-        Wb = (layer.theta_weight + layer.mu_weight)[:, None] + (sw * rn["eps_weight"])[:, None] * (
+        Wb = (layer.theta_weight + layer.mu_weight)[:, None] + (sw * noise.eps_weight)[:, None] * (
             s_out[..., :, None] * s_in[..., None, :]
         )
-        bb = (layer.theta_bias + layer.mu_bias)[:, None] + (sb * rn["eps_bias"])[:, None] * s_out
+        bb = (layer.theta_bias + layer.mu_bias)[:, None] + (sb * noise.eps_bias)[:, None] * s_out
         expected = torch.stack(
             [torch.stack([Wb[m, b] @ x[m, b] + bb[m, b] for b in range(B)]) for m in range(2)]
         )
@@ -217,12 +220,12 @@ def test_flipout_equals_explicit_per_example_weights_for_one_draw():
 
 def test_shared_noise_uses_one_weight_for_every_example_of_a_task():
     layer, x = random_layer("shared_noise", seed=6)
-    g = gen(22)
-    noise = {**layer.rollout_noise(g), **layer.example_noise(B, g)}
+    noise = layer.draw_noise(B, gen(22))
+    assert isinstance(noise, SharedWeightNoise)
     with torch.no_grad():
         y = layer(x, noise)
-        W = layer.theta_weight + layer.mu_weight + F.softplus(layer.rho_weight) * noise["eps_weight"]
-        b = layer.theta_bias + layer.mu_bias + F.softplus(layer.rho_bias) * noise["eps_bias"]
+        W = layer.theta_weight + layer.mu_weight + F.softplus(layer.rho_weight) * noise.eps_weight
+        b = layer.theta_bias + layer.mu_bias + F.softplus(layer.rho_bias) * noise.eps_bias
         expected = torch.einsum("mbi,moi->mbo", x, W) + b[:, None]
     torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-10)
     # one weight per task: the map x ↦ y is affine with the same W for every example
@@ -235,26 +238,24 @@ def test_shared_noise_uses_one_weight_for_every_example_of_a_task():
 
 def test_local_reparam_output_for_one_draw():
     layer, x = random_layer("local_reparam", seed=7)
-    g = gen(23)
-    noise = {**layer.rollout_noise(g), **layer.example_noise(B, g)}
-    assert set(noise) == {"xi"} and noise["xi"].shape == (2, B, OUT)
+    noise = layer.draw_noise(B, gen(23))
+    assert isinstance(noise, LocalReparamNoise) and noise.xi.shape == (2, B, OUT)
     mean, var = closed_form(layer, x)
     with torch.no_grad():
         y = layer(x, noise)
-    torch.testing.assert_close(y, mean + (var + 1e-8).sqrt() * noise["xi"], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(y, mean + (var + 1e-8).sqrt() * noise.xi, rtol=1e-10, atol=1e-10)
 
 
 def test_noise_draws_depend_only_on_the_generator():
     layer, _ = random_layer("flipout", seed=8)
-    a = {**layer.rollout_noise(gen(1)), **layer.example_noise(B, gen(2))}
-    b = {**layer.rollout_noise(gen(1)), **layer.example_noise(B, gen(2))}
-    c = layer.rollout_noise(gen(3))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not torch.equal(a["eps_weight"], c["eps_weight"])
+    a, b, c = layer.draw_noise(B, gen(1)), layer.draw_noise(B, gen(1)), layer.draw_noise(B, gen(3))
+    for name in ("eps_weight", "eps_bias", "sign_in", "sign_out"):
+        assert torch.equal(getattr(a, name), getattr(b, name))
+    assert not torch.equal(a.eps_weight, c.eps_weight)
 
 
 # ------------------------------------------------------------------------------------------
-# 4. Mean weights, rollout cache
+# 4. Mean weights, slicing a batch's noise
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)
@@ -267,23 +268,24 @@ def test_no_noise_gives_the_mean_weight_output(estimator):
     assert torch.equal(layer(x, None), layer(x, None))
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS)
-def test_rollout_cache_gives_the_same_output_as_no_cache(estimator):
-    layer, x = random_layer(estimator, seed=10)
-    g = gen(24)
-    rn, en = layer.rollout_noise(g), layer.example_noise(B, g)
-    cache = layer.rollout_cache(rn)
-    assert all(not v.requires_grad for v in cache.values())
+@pytest.mark.parametrize("method,estimator", [("varshare", e) for e in ESTIMATORS] + [("varshare_lora", "flipout")])
+def test_a_slice_of_a_batch_noise_gives_that_slice_of_the_batch_output(method, estimator):
+    """What PPO's rollout relies on: one weight sample drawn for T·N examples, sliced per step,
+    computes each step's examples exactly as the whole batch does."""
+    model = build(method, **{"varshare.estimator": estimator}).double()
+    randomise_(model, 12)
+    obs = torch.randn(M, 6, OBS_DIM, generator=gen(26), dtype=torch.float64)
+    noise = model.draw_noise(6, gen(27))
     with torch.no_grad():
-        plain = layer(x, {**rn, **en})
-    cached = layer(x, {**cache, **en})  # the cache replaces the rollout noise
-    # the same terms; a Flipout cache stores transposed weights, which may change the matmul's rounding
-    torch.testing.assert_close(plain, cached, rtol=1e-13, atol=1e-13)
-    # noise really enters (the cache is not silently the mean)
-    assert not torch.allclose(plain, layer(x, None))
+        whole = model(obs, noise)
+        parts = [model(obs[:, a:b], slice_examples(noise, a, b)) for a, b in ((0, 2), (2, 5), (5, 6))]
+        mean = model(obs, None)
+    torch.testing.assert_close(torch.cat([p.logits for p in parts], dim=1), whole.logits, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.cat([p.value for p in parts], dim=1), whole.value, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(whole.logits, mean.logits)  # noise really enters
 
 
-def test_residual_linear_mean_and_cache():
+def test_residual_linear_mean():
     layer = ResidualLinear(IN, OUT, 2).double()
     randomise_(layer, 11)
     x = torch.randn(2, B, IN, generator=gen(25), dtype=torch.float64)
@@ -292,23 +294,7 @@ def test_residual_linear_mean_and_cache():
         expected = expected + (layer.theta_bias + layer.phi_bias)[:, None]
         y = layer(x, None)
     torch.testing.assert_close(y, expected, rtol=1e-12, atol=1e-12)
-    assert torch.equal(layer(x, {}), y)
-    assert torch.equal(layer(x, layer.rollout_cache({})), y)
-
-
-@pytest.mark.parametrize("method,estimator", [("varshare", e) for e in ESTIMATORS] + [("l2_soft", "flipout")])
-def test_actor_critic_rollout_cache_matches_uncached(method, estimator):
-    model = build(method, **{"varshare.estimator": estimator})
-    randomise_(model, 12)
-    obs = torch.randn(M, 6, OBS_DIM, generator=gen(26))
-    g = gen(27)
-    rn, en = model.rollout_noise(g), model.example_noise(6, g)
-    with torch.no_grad():
-        plain = model(obs, {**rn, **en})
-        cached = model(obs, {**model.rollout_cache(rn), **en})
-    # the same terms; a Flipout cache stores transposed weights, which may change the matmul's rounding
-    torch.testing.assert_close(plain.logits, cached.logits, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(plain.value, cached.value, rtol=1e-6, atol=1e-6)
+    assert layer.draw_noise(B, gen(1)) is None
 
 
 # ------------------------------------------------------------------------------------------
@@ -319,9 +305,9 @@ def test_kl_gradients_theta_none_mu_and_rho_closed_form():
     beta, prior, n_data = 0.7, 0.2, 37
     cfg = config("varshare", **{"varshare.beta": beta, "varshare.sigma_prior": prior})
     method = make_method("varshare", cfg, M, 0)
-    model = method.build_model(OBS_DIM, N_ACTIONS, True).double()
+    model = ActorCritic(method, OBS_DIM, N_ACTIONS, True, cfg.network).double()
     randomise_(model, 13)
-    loss, stats = method.extra_loss(model, n_data)
+    loss, stats = method.extra_loss(model.networks(), n_data)
     loss.backward()
 
     layers = [m for m in model.modules() if isinstance(m, VariationalResidualLinear)]
@@ -330,13 +316,12 @@ def test_kl_gradients_theta_none_mu_and_rho_closed_form():
     for layer in layers:
         for theta in (layer.theta_weight, layer.theta_bias):
             assert theta.grad is None or torch.count_nonzero(theta.grad) == 0
-        for mu_name, rho_name in layer.posterior_names:
-            mu, rho = getattr(layer, mu_name).detach(), getattr(layer, rho_name).detach()
+        for mu_param, rho_param in ((layer.mu_weight, layer.rho_weight), (layer.mu_bias, layer.rho_bias)):
+            mu, rho = mu_param.detach(), rho_param.detach()
             sigma = F.softplus(rho)
-            torch.testing.assert_close(layer.posterior_grad(mu_name), beta * mu / prior**2 / n_data,
-                                       rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(mu_param.grad, beta * mu / prior**2 / n_data, rtol=1e-10, atol=1e-12)
             d_sigma = -1 / sigma + sigma / prior**2  # dKL/dσ
-            torch.testing.assert_close(layer.posterior_grad(rho_name), beta * d_sigma * torch.sigmoid(rho) / n_data,
+            torch.testing.assert_close(rho_param.grad, beta * d_sigma * torch.sigmoid(rho) / n_data,
                                        rtol=1e-10, atol=1e-12)
             p = Normal(torch.zeros_like(sigma), torch.full_like(sigma, prior))
             kl = kl + kl_divergence(Normal(mu.detach(), sigma), p).sum()
@@ -363,12 +348,13 @@ def test_affine_with_replicated_weights_equals_shared():
 def test_functional_call_with_replicated_shared_parameters_gives_same_outputs(method):
     model = build(method)
     randomise_(model, 14)
-    shared = model.shared_parameters()
+    shared = shared_parameters(model.networks())
     assert shared, "method should have shared parameters"
+    assert set(shared) <= dict(model.named_parameters()).keys()  # functional_call's names
     replicas = {n: p.detach().unsqueeze(0).repeat(M, *([1] * p.dim())) for n, p in shared.items()}
     obs = torch.randn(M, 5, OBS_DIM, generator=gen(29))
     g = gen(30)
-    for noise in (None, full_noise(model, 5, g)):
+    for noise in (None, model.draw_noise(5, g)):
         with torch.no_grad():
             ref = model(obs, noise)
             out = functional_call(model, replicas, (obs, noise))
@@ -439,7 +425,7 @@ def test_perturbing_one_task_changes_only_that_task(method, estimator):
     model = build(method, **{"varshare.estimator": estimator})
     randomise_(model, 15)
     obs = torch.randn(M, 4, OBS_DIM, generator=gen(34))
-    noise = full_noise(model, 4, gen(35))
+    noise = model.draw_noise(4, gen(35))
     for nz in (None, noise):
         with torch.no_grad():
             ref = model(obs, nz)

@@ -14,15 +14,18 @@ from varshare.config import ConfigError, load_config
 from varshare.methods import make_method
 from varshare.methods.reptile import reptile_recenter_, reptile_shift_
 from varshare.methods.varshare_variants import kl_anneal_factor
-from helpers import full_noise, gen, make_ppo, randomise_
+from helpers import gen, make_ppo, randomise_
+from varshare.algos.ppo import ActorCritic
 from varshare.nn import (
     HorseshoeResidualLinear,
     VariationalLoRALinear,
     VariationalResidualLinear,
     affine,
     gaussian_kl,
+    shared_parameters,
 )
-from varshare.nn.horseshoe import expected_log1p_square, horseshoe_kl_per_task, lognormal_halfcauchy_kl
+from varshare.nn.horseshoe import expected_log1p_square, lognormal_halfcauchy_kl
+from varshare.nn.noise import FactorNoise
 
 OBS_DIM, N_ACTIONS, M = 4, 2, 3
 Z = 5.0  # tolerance in standard errors for Monte Carlo comparisons
@@ -41,8 +44,14 @@ def config(method: str, **overrides):
 def build(method: str, num_tasks: int = M, seed: int = 0, **overrides):
     """``(method, float64 model)``."""
     torch.manual_seed(seed)
-    method_obj = make_method(method, config(method, **overrides), num_tasks, seed)
-    return method_obj, method_obj.build_model(OBS_DIM, N_ACTIONS, True).double()
+    cfg = config(method, **overrides)
+    method_obj = make_method(method, cfg, num_tasks, seed)
+    return method_obj, ActorCritic(method_obj, OBS_DIM, N_ACTIONS, True, cfg.network).double()
+
+
+def layer_tensors(model) -> dict[str, torch.Tensor]:
+    """Every parameter of ``model`` by name (``actor.layers.0.mu_weight``, ...)."""
+    return dict(model.named_parameters())
 
 
 def outputs(model, obs, noise) -> torch.Tensor:
@@ -84,7 +93,7 @@ def test_reptile_shift_keeps_its_own_task_and_moves_the_others(with_noise):
     _, model = build("varshare_reptile")
     randomise_(model, 1)
     obs = torch.randn(M, 5, OBS_DIM, generator=gen(2), dtype=torch.float64)
-    noise = full_noise(model, 5, gen(3)) if with_noise else None
+    noise = model.draw_noise(5, gen(3)) if with_noise else None
     ref = outputs(model, obs, noise)
     for m in range(M):
         shifted = copy.deepcopy(model)
@@ -103,7 +112,7 @@ def test_reptile_mean_recenter_preserves_every_task():
     _, model = build("varshare_reptile", **{"reptile.recenter": "mean"})
     randomise_(model, 4)
     obs = torch.randn(M, 5, OBS_DIM, generator=gen(5), dtype=torch.float64)
-    noise = full_noise(model, 5, gen(6))
+    noise = model.draw_noise(5, gen(6))
     ref_mean, ref_noisy = outputs(model, obs, None), outputs(model, obs, noise)
     theta_before = model.actor.layers[0].theta_weight.detach().clone()
     for layer in model.modules():
@@ -119,9 +128,9 @@ def test_reptile_end_update_closed_form(recenter):
     alpha = 0.25
     method, model = build("varshare_reptile", **{"reptile.alpha": alpha, "reptile.recenter": recenter})
     randomise_(model, 7)
-    before = {n: p.detach().clone() for n, p in model.named_layer_tensors().items()}
-    method.end_update(model)
-    for name, p in model.named_layer_tensors().items():
+    before = {n: p.detach().clone() for n, p in layer_tensors(model).items()}
+    method.end_update(model.networks())
+    for name, p in layer_tensors(model).items():
         prefix, _, leaf = name.rpartition(".")
         kind = leaf.split("_")[-1]  # weight / bias
         if leaf.startswith("theta"):
@@ -133,7 +142,7 @@ def test_reptile_end_update_closed_form(recenter):
         else:  # ρ untouched
             expected = before[name]
         assert_close64(p.detach(), expected)
-    assert method.diagnostics(model)["reptile_shift_norm"] > 0
+    assert method.diagnostics(model.networks())["reptile_shift_norm"] > 0
 
 
 def test_reptile_carries_adam_state_unchanged():
@@ -143,11 +152,11 @@ def test_reptile_carries_adam_state_unchanged():
     seen = {}
     real_end_update = ppo.method.end_update
 
-    def spy(model):
-        state = ppo.optimizer.state
+    def spy(networks):
+        state, model = ppo.optimizer.state, ppo.model
         seen["before"] = {id(p): {k: v.clone() for k, v in state[p].items()} for p in model.parameters()}
         seen["params"] = {n: (p.detach().clone(), p.data_ptr()) for n, p in model.named_parameters()}
-        real_end_update(model)
+        real_end_update(networks)
         seen["after"] = {id(p): {k: v.clone() for k, v in state[p].items()} for p in model.parameters()}
 
     ppo.method.end_update = spy
@@ -181,9 +190,10 @@ def test_lora_parameter_counts_and_layout():
         assert layer.mu_B.shape == layer.rho_B.shape == (M, o, rank)
         assert torch.count_nonzero(layer.mu_B) == 0 and torch.count_nonzero(layer.mu_A) > 0
         expected_per_task += rank * (i + o) * 2
-    shared = sum(p.numel() for p in model.shared_parameters().values())
+    shared = sum(p.numel() for p in shared_parameters(model.networks()).values())
     assert sum(p.numel() for p in model.parameters()) == shared + M * expected_per_task
-    assert layers[0][1].example_noise(5, gen(0)) == {}
+    noise = layers[0][1].draw_noise(5, gen(0))
+    assert isinstance(noise, FactorNoise) and noise.example_fields == ()  # one draw per task
 
 
 def test_lora_starts_at_zero_residual_and_matches_explicit_weights():
@@ -193,21 +203,19 @@ def test_lora_starts_at_zero_residual_and_matches_explicit_weights():
     base = affine(x, layer.theta_weight, layer.theta_bias)
     assert torch.equal(layer(x, None), base)  # φ = μ_B μ_A = 0 at init
     randomise_(model, 9)
-    noise = layer.rollout_noise(gen(10))
+    noise = layer.draw_noise(6, gen(10))
     for nz in (None, noise):
         A, B = (layer.mu_A, layer.mu_B) if nz is None else (
-            layer.mu_A + layer.sigma_A * nz["eps_A"], layer.mu_B + layer.sigma_B * nz["eps_B"])
+            layer.mu_A + layer.sigma_A * nz.eps_A, layer.mu_B + layer.sigma_B * nz.eps_B)
         weight = layer.theta_weight + torch.einsum("mor,mri->moi", B, A)
         expected = torch.einsum("mbi,moi->mbo", x, weight) + layer.theta_bias
         assert_close64(layer(x, nz), expected)
-    # the rollout cache gives the same output as the raw noise
-    assert_close64(layer(x, layer.rollout_cache(noise)), layer(x, noise))
     # per-example full draws (evaluation): example b uses its own A and B
-    sample = layer.weight_sample_noise(6, gen(11))
+    sample = layer.draw_weight_samples(6, gen(11))
     y = layer(x, sample)
     for b in (0, 5):
-        A = layer.mu_A + layer.sigma_A * sample["sample_eps_A"][:, b]
-        B = layer.mu_B + layer.sigma_B * sample["sample_eps_B"][:, b]
+        A = layer.mu_A + layer.sigma_A * sample.eps_A[:, b]
+        B = layer.mu_B + layer.sigma_B * sample.eps_B[:, b]
         expected = torch.einsum("mi,moi->mo", x[:, b], layer.theta_weight + B @ A) + layer.theta_bias
         assert_close64(y[:, b], expected)
 
@@ -218,7 +226,7 @@ def test_lora_kl_is_kl_of_a_plus_kl_of_b():
     randomise_(model, 12)
     total = 0
     for layer in (x for x in model.modules() if isinstance(x, VariationalLoRALinear)):
-        per_task = layer.kl_per_task(sigma_prior)
+        per_task = layer.kl_per_task()
         for m in range(M):
             expected = sum(
                 kl_divergence(Normal(mu[m], sigma[m]), Normal(torch.zeros_like(mu[m]), sigma_prior)).sum()
@@ -227,7 +235,7 @@ def test_lora_kl_is_kl_of_a_plus_kl_of_b():
             assert_close64(per_task[m], expected)
         total = total + per_task.sum()
     method = make_method("varshare_lora", config("varshare_lora", **{"varshare.sigma_prior": sigma_prior}), M, 0)
-    loss, stats = method.extra_loss(model, 17)
+    loss, stats = method.extra_loss(model.networks(), 17)
     assert_close64(loss, 1.0 * total / 17)
     assert stats["kl"] == pytest.approx(total.item(), rel=1e-12)
 
@@ -240,28 +248,29 @@ def test_trust_region_kl_zero_at_snapshot_positive_after_change_and_matches_torc
     coef = 0.7
     method, model = build("varshare_trust_region", **{"trust_region.coef": coef})
     randomise_(model, 13)
+    networks = model.networks()
     base = make_method("varshare", config("varshare"), M, 0)
-    method.begin_update(model, 0.0)
-    kl = method.prior_and_trust_region_kl(model)[1]
-    assert kl.shape == (M,) and torch.count_nonzero(kl) == 0
-    loss, stats = method.extra_loss(model, 11)
-    assert_close64(loss, base.extra_loss(model, 11)[0])
+    method.begin_update(networks, 0.0)
+    kl = method.trust_region_kl(networks)
+    assert kl.dim() == 0 and kl.item() == 0.0  # exactly zero at the snapshot
+    loss, stats = method.extra_loss(networks, 11)
+    assert_close64(loss, base.extra_loss(networks, 11)[0])
     assert stats["trust_region_kl"] == 0.0
     loss.backward()  # the trust region adds no gradient at the snapshot
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad()
-    base.extra_loss(model, 11)[0].backward()
+    base.extra_loss(networks, 11)[0].backward()
     for n, p in model.named_parameters():
         if p.grad is not None:
             assert_close64(grads[n], p.grad)
 
-    old = {n: p.detach().clone() for n, p in model.named_layer_tensors().items()}
+    old = {n: p.detach().clone() for n, p in layer_tensors(model).items()}
     with torch.no_grad():
-        for n, p in model.named_layer_tensors().items():
+        for n, p in layer_tensors(model).items():
             if "mu" in n or "rho" in n:
                 p.add_(torch.randn(p.shape, generator=gen(len(n)), dtype=p.dtype) * 0.1)
-    kl = method.prior_and_trust_region_kl(model)[1]
-    assert (kl > 0).all()
+    kl = method.trust_region_kl(networks)
+    assert kl > 0
     expected = torch.zeros(M, dtype=torch.float64)
     for name, layer in model.named_modules():
         if isinstance(layer, VariationalResidualLinear):
@@ -269,9 +278,9 @@ def test_trust_region_kl_zero_at_snapshot_positive_after_change_and_matches_torc
                 q_new = Normal(getattr(layer, f"mu_{kind}"), getattr(layer, f"sigma_{kind}"))
                 q_old = Normal(old[f"{name}.mu_{kind}"], torch.nn.functional.softplus(old[f"{name}.rho_{kind}"]))
                 expected += kl_divergence(q_new, q_old).flatten(1).sum(1)
-    assert_close64(kl, expected)
-    loss, stats = method.extra_loss(model, 11)
-    assert_close64(loss, base.extra_loss(model, 11)[0] + coef * expected.sum() / 11)
+    assert_close64(kl, expected.sum())
+    loss, stats = method.extra_loss(networks, 11)
+    assert_close64(loss, base.extra_loss(networks, 11)[0] + coef * expected.sum() / 11)
     assert stats["trust_region_kl"] == pytest.approx(expected.sum().item(), rel=1e-12)
 
 
@@ -288,23 +297,10 @@ def test_gauss_hermite_expectation_matches_fine_quadrature():
     torch.testing.assert_close(expected_log1p_square(loc, scale), fine, rtol=1e-6, atol=1e-6)
 
 
-def test_small_scale_quadrature_rule_is_accurate_and_agrees_with_the_full_rule():
-    from varshare.nn.horseshoe import SMALL_SCALE
-
-    g = gen(15)
-    loc = torch.rand(200, generator=g, dtype=torch.float64) * 16 - 10
-    scale = torch.rand(200, generator=g, dtype=torch.float64) * SMALL_SCALE  # all small: the 16-point rule
-    z = torch.linspace(-14, 14, 400_001, dtype=torch.float64)
-    density = torch.exp(-z.square() / 2) / math.sqrt(2 * math.pi)
-    fine = (torch.nn.functional.softplus(2 * (loc[:, None] + scale[:, None] * z)) * density).sum(1) * (z[1] - z[0])
-    small_rule = expected_log1p_square(loc, scale)
-    torch.testing.assert_close(small_rule, fine, rtol=0, atol=1e-9)
-    # one scale above SMALL_SCALE switches every element to the 64-point rule: no visible jump
-    full_rule = expected_log1p_square(torch.cat([loc, loc.new_zeros(1)]), torch.cat([scale, scale.new_ones(1)]))
-    torch.testing.assert_close(small_rule, full_rule[:-1], rtol=0, atol=5e-9)  # the full rule drops ~3e-9
-    assert not torch.equal(small_rule, full_rule[:-1])  # two different rules were used
-    loc.requires_grad_(), scale.requires_grad_()
-    assert torch.autograd.gradcheck(expected_log1p_square, (loc[:5], scale[:5]))
+def test_gauss_hermite_expectation_has_exact_gradients():
+    loc = torch.tensor([0.0, -2.0, 1.5], dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor([0.1, 1.0, 0.5], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(expected_log1p_square, (loc, scale))
 
 
 def test_lognormal_to_half_cauchy_kl_matches_monte_carlo():
@@ -323,7 +319,7 @@ def test_lognormal_to_half_cauchy_kl_matches_monte_carlo():
 def test_horseshoe_kl_matches_monte_carlo():
     tau0 = 0.3
     torch.manual_seed(0)
-    layer = HorseshoeResidualLinear(3, 2, 2).double()
+    layer = HorseshoeResidualLinear(3, 2, 2, tau0=tau0).double()
     g = gen(14)
     with torch.no_grad():
         layer.mu_weight.copy_(torch.randn(layer.mu_weight.shape, generator=g, dtype=torch.float64) * 0.3)
@@ -332,7 +328,7 @@ def test_horseshoe_kl_matches_monte_carlo():
         layer.rho_bias.copy_(torch.rand(layer.rho_bias.shape, generator=g, dtype=torch.float64) * 1.5 - 2.0)
         layer.scale_loc.copy_(torch.randn(layer.scale_loc.shape, generator=g, dtype=torch.float64) * 0.5)
         layer.scale_rho.copy_(torch.rand(layer.scale_rho.shape, generator=g, dtype=torch.float64) - 1.0)
-        analytic = layer.kl_per_task(tau0)
+        analytic = layer.kl_per_task()
 
         S = 400_000
         loc, s = layer.scale_loc, layer.scale_sigma
@@ -351,57 +347,20 @@ def test_horseshoe_kl_matches_monte_carlo():
     assert (stderr < 0.02 * analytic.abs()).all()  # the check has teeth
 
 
-def test_horseshoe_kl_of_several_layers_matches_plain_autograd_in_value_and_gradient():
-    """The one-pass KL (group moments over the flat posterior, fused quadrature) against the module
-    docstring's formula written layer by layer with plain autograd ops and a fine-grid expectation."""
-    tau0 = 0.2
-    torch.manual_seed(3)
-    layers = [HorseshoeResidualLinear(3, 4, 2).double(), HorseshoeResidualLinear(4, 2, 2).double()]
-    g = gen(16)
-    with torch.no_grad():
-        for layer in layers:
-            for p in (layer.mu_weight, layer.mu_bias, layer.scale_loc):
-                p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.4)
-            for p in (layer.rho_weight, layer.rho_bias, layer.scale_rho):
-                p.copy_(torch.rand(p.shape, generator=g, dtype=torch.float64) * 1.5 - 2.0)
-    params = [p for layer in layers for name, p in layer.named_parameters() if not name.startswith("theta")]
-    upstream = torch.tensor([2.0, -1.0], dtype=torch.float64)  # a non-uniform weighting of the tasks
-    fused = horseshoe_kl_per_task(layers, tau0)
-    fused_grads = torch.autograd.grad((fused * upstream).sum(), params)
-
-    z = torch.linspace(-12, 12, 200_001, dtype=torch.float64)
-    density = torch.exp(-z.square() / 2) / math.sqrt(2 * math.pi) * (z[1] - z[0])
-    reference = torch.zeros(2, dtype=torch.float64)
-    for layer in layers:
-        loc, s = layer.scale_loc, torch.nn.functional.softplus(layer.scale_rho)
-        inv_lambda_sq = torch.exp(-2 * loc + 2 * s.square())
-        sigma_w, sigma_b = torch.nn.functional.softplus(layer.rho_weight), torch.nn.functional.softplus(layer.rho_bias)
-        elements_w = (math.log(tau0) + loc.unsqueeze(-1) - sigma_w.log()
-                      + (sigma_w**2 + layer.mu_weight**2) / (2 * tau0**2) * inv_lambda_sq.unsqueeze(-1) - 0.5)
-        elements_b = (math.log(tau0) + loc - sigma_b.log()
-                      + (sigma_b**2 + layer.mu_bias**2) / (2 * tau0**2) * inv_lambda_sq - 0.5)
-        entropy = loc + 0.5 + s.log() + 0.5 * math.log(2 * math.pi)
-        log1p_sq = (torch.nn.functional.softplus(2 * (loc.unsqueeze(-1) + s.unsqueeze(-1) * z)) * density).sum(-1)
-        scale_kl = -entropy - (math.log(2 / math.pi) - log1p_sq)
-        reference = reference + elements_w.sum((1, 2)) + elements_b.sum(1) + scale_kl.sum(1)
-    reference_grads = torch.autograd.grad((reference * upstream).sum(), params)
-    torch.testing.assert_close(fused, reference, rtol=1e-7, atol=1e-7)
-    for fused_grad, reference_grad in zip(fused_grads, reference_grads):
-        torch.testing.assert_close(fused_grad, reference_grad, rtol=1e-6, atol=1e-7)
-
-
 def test_horseshoe_method_uses_horseshoe_layers_and_kl():
     method, model = build("varshare_horseshoe", **{"horseshoe.tau0": 0.2})
     randomise_(model, 15)
     layers = [x for x in model.modules() if isinstance(x, HorseshoeResidualLinear)]
     assert len(layers) == 6
-    loss, stats = method.extra_loss(model, 9)
-    total = sum(layer.kl_per_task(0.2).sum() for layer in layers)
+    assert all(layer.tau0 == 0.2 for layer in layers)
+    loss, stats = method.extra_loss(model.networks(), 9)
+    total = sum(layer.kl_per_task().sum() for layer in layers)
     assert_close64(loss, total / 9)
     loss.backward()
     assert all(layer.scale_loc.grad is not None and layer.scale_loc.grad.abs().sum() > 0 for layer in layers)
-    assert set(method.task_diagnostics(model)) >= {f"prior_std_mean/{n}" for n, x in model.named_modules()
-                                                  if isinstance(x, HorseshoeResidualLinear)}
+    names = {n for n, x in model.named_modules() if isinstance(x, HorseshoeResidualLinear)}
+    assert set(method.task_diagnostics(model.networks())) >= {f"prior_std_mean/{n}" for n in names}
+    assert set(method.diagnostics(model.networks())) >= {f"lambda_median_mean/{n}" for n in names}
 
 
 # ------------------------------------------------------------------------------------------
@@ -416,54 +375,45 @@ def test_estimator_variants_pick_their_estimator(method, estimator):
     assert len(layers) == 6 and all(layer.estimator == estimator for layer in layers)
 
 
+def adaptive_layers(model) -> dict[str, VariationalResidualLinear]:
+    return {n: x for n, x in model.named_modules() if isinstance(x, VariationalResidualLinear)}
+
+
 def test_adaptive_prior_gradient_matches_closed_form():
     beta, n_data = 0.6, 13
     method, model = build("varshare_adaptive_prior", **{"varshare.beta": beta, "varshare.sigma_prior": 0.2})
-    priors = model.prior_log_sigma
-    assert len(priors) == 6
-    assert all(p.item() == pytest.approx(math.log(0.2)) for p in priors.values())
+    layers = adaptive_layers(model)
+    assert len(layers) == 6
+    assert all(layer.log_prior_std.item() == pytest.approx(math.log(0.2)) for layer in layers.values())
     randomise_(model, 16)
-    # at σ_prior = config value the KL is VarShare's
-    loss, stats = method.extra_loss(model, n_data)
-    for name, layer, prior in method.layers_with_prior(model):
-        sigma_p = prior.item()
-        expected = gaussian_kl(layer.mu_weight, layer.sigma_weight, sigma_p) + \
+    with torch.no_grad():  # one learned prior per layer, each away from the initial value
+        for index, layer in enumerate(layers.values()):
+            layer.log_prior_std.copy_(torch.tensor(math.log(0.2) + 0.3 * (-1) ** index))
+    loss, stats = method.extra_loss(model.networks(), n_data)
+    reference = 0
+    for layer in layers.values():
+        sigma_p = layer.log_prior_std.detach().exp()
+        reference = reference + gaussian_kl(layer.mu_weight, layer.sigma_weight, sigma_p) + \
             gaussian_kl(layer.mu_bias, layer.sigma_bias, sigma_p)
-        assert_close64(layer.kl_per_task(prior).sum(), expected)
+    assert_close64(loss, beta / n_data * reference)
     loss.backward()
-    for name, layer, prior in method.layers_with_prior(model):
-        sigma_p = prior.detach()
+    for layer in layers.values():
+        sigma_p = layer.log_prior_std.detach().exp()
         second_moment = torch.cat([
             (layer.sigma_weight.square() + layer.mu_weight.square()).flatten(),
             (layer.sigma_bias.square() + layer.mu_bias.square()).flatten(),
         ]).detach()
         d_kl_d_sigma_p = (1 / sigma_p - second_moment / sigma_p**3).sum()
         expected = beta / n_data * d_kl_d_sigma_p * sigma_p  # chain rule through σ_p = exp(log σ_p)
-        assert_close64(priors[name.replace(".", "_")].grad, expected)
-    assert all(f"sigma_prior/{n}" in method.diagnostics(model) for n, _, _ in method.layers_with_prior(model))
-
-    # away from the initial value: the loss and every gradient equal plain autograd of the definition
-    with torch.no_grad():
-        for index, p in enumerate(priors.values()):
-            p.add_(0.3 * (-1) ** index)
-    model.zero_grad()
-    method.extra_loss(model, n_data)[0].backward()
-    fused = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-    model.zero_grad()
-    reference = sum(
-        gaussian_kl(layer.mu_weight, layer.sigma_weight, prior) + gaussian_kl(layer.mu_bias, layer.sigma_bias, prior)
-        for _, layer, prior in method.layers_with_prior(model))
-    assert_close64(method.extra_loss(model, n_data)[0], beta / n_data * reference)
-    (beta / n_data * reference).backward()
-    assert set(fused) == {n for n, p in model.named_parameters() if p.grad is not None}
-    for n, p in model.named_parameters():
-        if p.grad is not None:
-            assert_close64(fused[n], p.grad)
+        assert_close64(layer.log_prior_std.grad, expected)
+    assert all(f"sigma_prior/{n}" in method.diagnostics(model.networks()) for n in
+               (f"{net}.layers.{i}" for net in ("actor", "critic") for i in range(3)))
+    assert "log_prior_std" not in "".join(shared_parameters(model.networks()))  # not shared weight
 
 
 def test_adaptive_prior_parameters_are_trained_by_ppo():
     ppo = make_ppo("varshare_adaptive_prior")
-    priors = dict(ppo.model.prior_log_sigma.items())
+    priors = {n: layer.log_prior_std for n, layer in adaptive_layers(ppo.model).items()}
     optimized = {id(p) for group in ppo.optimizer.param_groups for p in group["params"]}
     assert all(id(p) in optimized for p in priors.values())
     before = {k: p.item() for k, p in priors.items()}
@@ -477,13 +427,14 @@ def test_kl_anneal_schedule():
     beta = 2.0
     method, model = build("varshare_kl_anneal", **{"varshare.beta": beta, "kl_anneal.warmup_fraction": 0.4})
     randomise_(model, 17)
-    full = make_method("varshare", config("varshare", **{"varshare.beta": beta}), M, 0).extra_loss(model, 5)[0]
-    assert float(method.extra_loss(model, 5)[0].detach()) == 0.0  # before any update phase: progress 0
+    networks = model.networks()
+    full = make_method("varshare", config("varshare", **{"varshare.beta": beta}), M, 0).extra_loss(networks, 5)[0]
+    assert float(method.extra_loss(networks, 5)[0].detach()) == 0.0  # before any update phase: progress 0
     for progress, factor in ((0.0, 0.0), (0.1, 0.25), (0.3, 0.75), (0.4, 1.0), (0.9, 1.0)):
-        method.begin_update(model, progress)
-        loss, stats = method.extra_loss(model, 5)
+        method.begin_update(networks, progress)
+        loss, stats = method.extra_loss(networks, 5)
         assert_close64(loss, factor * full)
-        assert stats["beta"] == pytest.approx(factor * beta) and method.diagnostics(model)["kl_beta"] == stats["beta"]
+        assert stats["beta"] == pytest.approx(factor * beta) and method.diagnostics(networks)["kl_beta"] == stats["beta"]
     # inside PPO: 10 iterations, the second begins at progress 0.1 → β = 0.5 with warmup 0.2
     ppo = make_ppo("varshare_kl_anneal")
     assert ppo.num_iterations == 10
@@ -514,7 +465,7 @@ def test_mean_rollout_acts_with_mean_weights_and_updates_with_noise():
     phase = ["rollout"]
     ppo.model.forward = spy
     rollout = ppo.collect_rollout()
-    assert rollout.mean_weights and rollout.example_noise == {} and rollout.rollout_noise == {}
+    assert rollout.mean_weights and rollout.noise is None
     assert calls and all(no_noise for _, no_noise in calls)
     phase[0] = "update"
     calls.clear()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from varshare.config import METHODS, REGIMES, ConfigError, dump_config, load_config, parse_yaml
+from varshare.config import ALGOS, METHODS, REGIMES, ConfigError, dump_config, load_config, parse_yaml
 from varshare.envs.suites import SUITES, build_suite
 from varshare.envs.specs import TaskSpecError, read_specs, specs_hash, specs_to_json
 from varshare.io import atomic_write_text
@@ -47,10 +47,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train one method and seed on a suite; write the run directory."""
+    """Train one algorithm, method and seed on a suite; write the run directory."""
     from varshare.train import train
 
-    overrides = {"suite": args.suite, "methods": [args.method], "seeds": [args.seed]}
+    overrides = {"suite": args.suite, "algo": args.algo, "methods": [args.method], "seeds": [args.seed]}
     overrides.update(parse_overrides(args.set))
     if args.holdout is not None:
         overrides["holdout"] = args.holdout
@@ -70,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _run_training(start, out: str) -> int:
     """Run ``start()`` (a training run into ``out``); exit status 2 for a refused run or bad
     argument, 3 for a non-finite loss."""
-    from varshare.algos.ppo import NonFiniteLossError
+    from varshare.algos.agent import NonFiniteLossError
     from varshare.train import RunDirectoryConflict, RunSetupError
 
     try:
@@ -109,7 +109,7 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     """Print each finished run's final mean evaluation return (and per-task returns with -v)."""
     import json
 
-    from varshare.run_io import MetricsTable
+    from varshare.run_io import METRIC_COLUMNS, MetricsTable
 
     status = 0
     print(f"{'run':<40} {'steps/task':>10} {'final eval return (task mean)':>30}")
@@ -122,11 +122,12 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         summary = json.loads(done.read_text())
         print(f"{summary['run']:<40} {summary['steps_per_task']:>10} {summary['final_eval_return_mean']:>30.1f}")
         if args.verbose:
-            rows = MetricsTable.load_rows(directory / "metrics.csv")
-            last = max(r[4] for r in rows if r[5] == "eval_return")
-            for row in rows:
-                if row[5] == "eval_return" and row[4] == last:
-                    print(f"    {row[3]:<36} {row[6]:>10.1f}")
+            rows = [dict(zip(METRIC_COLUMNS, r)) for r in MetricsTable.load_rows(directory / "metrics.csv")]
+            evals = [r for r in rows if r["metric"] == "eval_return"]
+            last = max(r["step"] for r in evals)
+            for row in evals:
+                if row["step"] == last:
+                    print(f"    {row['task']:<36} {row['value']:>10.1f}")
     return status
 
 
@@ -141,14 +142,15 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     except (RunDirectoryError, ValueError) as error:
         print(error, file=sys.stderr)
         return 2
-    print(f"aggregated {summary['num_runs']} {args.suite} runs ({', '.join(summary['methods'])}) into {args.out}")
+    print(f"aggregated {summary['num_runs']} {args.suite} runs (algos {', '.join(summary['algos'])}; "
+          f"methods {', '.join(summary['methods'])}) into {args.out}")
     return 0
 
 
 def cmd_figure(args: argparse.Namespace) -> int:
     """Draw the learning-curve (and optionally IQM) figures of a results directory."""
     from varshare.analysis.figures import plot_iqm, plot_learning_curves
-    from varshare.analysis.results import read_table
+    from varshare.analysis.results import read_table, select_rows, selection_text
 
     if (args.iqm_png is None) != (args.iqm_pdf is None):
         print("--iqm-png and --iqm-pdf go together", file=sys.stderr)
@@ -159,9 +161,11 @@ def cmd_figure(args: argparse.Namespace) -> int:
     except FileNotFoundError as error:
         print(error, file=sys.stderr)
         return 2
-    if args.methods:
-        curves = curves[curves["method"].isin(args.methods)]
-        iqm = iqm[iqm["method"].isin(args.methods)] if iqm is not None else None
+    curves = select_rows(curves, args.methods, args.algo)
+    iqm = select_rows(iqm, args.methods, args.algo) if iqm is not None else None
+    if curves.empty:
+        print(f"{args.results}: no eval_curves rows for {selection_text(args.methods, args.algo)}", file=sys.stderr)
+        return 2
     plot_learning_curves(curves, args.title, args.curves_png, args.curves_pdf)
     if iqm is not None:
         plot_iqm(iqm, args.title, args.iqm_png, args.iqm_pdf)
@@ -180,17 +184,18 @@ def cmd_loo_aggregate(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 2
     table = read_csv_table(Path(args.out) / "loo_summary.csv")
-    print(f"leave-one-out, {args.suite}: {len(args.runs)} adaptation runs ({', '.join(summary['methods'])}), "
+    print(f"leave-one-out, {args.suite}: {len(args.runs)} adaptation runs (algos {', '.join(summary['algos'])}; "
+          f"methods {', '.join(summary['methods'])}), "
           f"steps to return >= {args.threshold:g} (mean [95% CI]; censored runs count as the budget):")
     for row in table.itertuples(index=False):
-        print(f"  {row.method:<14} {row.regime:<9} steps {row.steps_to_threshold:>9.0f} "
+        print(f"  {row.algo:<5} {row.method:<14} {row.regime:<9} steps {row.steps_to_threshold:>9.0f} "
               f"[{row.steps_to_threshold_ci_low:.0f}, {row.steps_to_threshold_ci_high:.0f}]  "
               f"censored {row.num_censored}/{row.num_runs}  zero-shot return {row.zero_shot_return:.1f} "
               f"[{row.zero_shot_return_ci_low:.1f}, {row.zero_shot_return_ci_high:.1f}]  "
               f"final return {row.final_return:.1f}")
     skipped = read_csv_table(Path(args.out) / "loo_skipped.csv")
-    for row in skipped.drop_duplicates(["method", "regime"]).itertuples(index=False):
-        print(f"  {row.method:<14} {row.regime:<9} {row.reason}")
+    for row in skipped.drop_duplicates(["algo", "method", "regime"]).itertuples(index=False):
+        print(f"  {row.algo:<5} {row.method:<14} {row.regime:<9} {row.reason}")
     print(f"wrote {args.out}")
     return 0
 
@@ -200,13 +205,18 @@ def cmd_loo_figure(args: argparse.Namespace) -> int:
     import json
 
     from varshare.analysis.figures import plot_loo
+    from varshare.analysis.results import select_rows
 
     results = Path(args.results)
     try:
         meta = json.loads((results / "loo.json").read_text())
-        tables = {name: read_csv_table(results / f"{name}.csv") for name in ("loo_curves", "loo_summary", "loo_skipped")}
+        tables = {name: select_rows(read_csv_table(results / f"{name}.csv"), algo=args.algo)
+                  for name in ("loo_curves", "loo_summary", "loo_skipped")}
     except FileNotFoundError as error:
         print(f"{error}; run `varshare loo-aggregate` first", file=sys.stderr)
+        return 2
+    if tables["loo_curves"].empty and tables["loo_skipped"].empty:
+        print(f"{results}: no leave-one-out runs of algo {args.algo!r}", file=sys.stderr)
         return 2
     plot_loo(tables["loo_curves"], tables["loo_summary"], tables["loo_skipped"], meta["threshold"], args.title,
              args.png, args.pdf, seed=meta["bootstrap"]["seed"])
@@ -214,11 +224,12 @@ def cmd_loo_figure(args: argparse.Namespace) -> int:
 
 
 def read_csv_table(path: Path):
-    """A results CSV with its name-like columns (method, regime, holdout, reason) kept as strings."""
+    """A results CSV with its name-like columns (run, algo, method, regime, holdout, task, metric,
+    reason) kept as strings."""
     import pandas as pd
 
     columns = pd.read_csv(path, nrows=0).columns
-    names = [c for c in ("method", "regime", "holdout", "reason") if c in columns]
+    names = [c for c in ("run", "algo", "method", "regime", "holdout", "task", "metric", "reason") if c in columns]
     return pd.read_csv(path, dtype={c: str for c in names}, keep_default_na=False,
                        na_values={c: ["", "nan", "NaN"] for c in columns if c not in names})
 
@@ -228,7 +239,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from varshare.analysis.figures import plot_curve_panels, plot_pruning, plot_sharing_map
-    from varshare.analysis.results import read_table
+    from varshare.analysis.results import read_table, select_rows, selection_text
 
     if len(args.panel_titles) != len(args.results):
         print("give one --panel-titles entry per --results directory", file=sys.stderr)
@@ -239,12 +250,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     for results, panel_title in zip(args.results, args.panel_titles):
         if args.kind == "pruning":
             sweeps = sorted(Path(results).glob("pruning/*.csv"))
-            data = pd.concat([pd.read_csv(p) for p in sweeps]) if sweeps else pd.DataFrame(columns=["method"])
+            data = (pd.concat([read_csv_table(p) for p in sweeps]) if sweeps
+                    else pd.DataFrame(columns=["algo", "method"]))
         else:
             data = read_table(results, table)
-        data = data[data["method"].isin(args.methods)]
+        data = select_rows(data, args.methods, args.algo)
         if data.empty:
-            print(f"{results}: no {table} rows for methods {args.methods}", file=sys.stderr)
+            print(f"{results}: no {table} rows for {selection_text(args.methods, args.algo)}", file=sys.stderr)
             return 2
         panels.append((panel_title, data))
     if args.kind == "curves":
@@ -260,7 +272,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     """Prune a finished run's residual means at each ε, re-evaluate, write a tidy CSV."""
-    from varshare.eval.pruning import PruningError, prune_sweep, write_csv
+    from varshare.eval.pruning import PRUNING_COLUMNS, PruningError, prune_sweep, write_csv
 
     out = Path(args.out) if args.out else Path(args.run) / "pruning.csv"
     try:
@@ -269,10 +281,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
         return 2
     write_csv(rows, out)
-    summary = {(r[3], r[5]): r[6] for r in rows if r[4] == "all"}
+    rows = [dict(zip(PRUNING_COLUMNS, r)) for r in rows]
+    summary = {(r["eps"], r["metric"]): r["value"] for r in rows if r["task"] == "all"}
     print(f"{'eps':>10} {'kept fraction':>14} {'bytes/task (sparse)':>20} {'bytes/task (dense)':>19} "
           f"{'mean return':>12}")
-    for eps in sorted({r[3] for r in rows}):
+    for eps in sorted({r["eps"] for r in rows}):
         print(f"{eps:>10g} {summary[eps, 'kept_fraction']:>14.4f} {summary[eps, 'task_bytes_sparse']:>20.0f} "
               f"{summary[eps, 'task_bytes_dense']:>19.0f} {summary[eps, 'eval_return_mean']:>12.2f}")
     print(f"wrote {out}")
@@ -291,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--results", nargs="+", required=True, help="results directories (varshare aggregate)")
     plot.add_argument("--panel-titles", nargs="+", required=True, help="one title per results directory")
     plot.add_argument("--methods", nargs="+", required=True, help="methods to draw")
+    plot.add_argument("--algo", metavar="ALGO",
+                      help="draw only this algorithm's rows (default: every algorithm present; with several, "
+                           "lines are labelled 'name (algo)')")
     plot.add_argument("--title", required=True)
     plot.add_argument("--png", required=True)
     plot.add_argument("--pdf", required=True)
@@ -308,9 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--out", help="also write the resolved config here")
     check.set_defaults(func=cmd_check_config)
 
-    train = commands.add_parser("train", help="train one method and seed on a suite")
+    train = commands.add_parser("train", help="train one algorithm, method and seed on a suite")
     train.add_argument("--config", required=True, help="experiment config YAML")
     train.add_argument("--suite", required=True, choices=sorted(SUITES))
+    train.add_argument("--algo", default="ppo", choices=ALGOS, help="base RL algorithm (default: ppo)")
     train.add_argument("--method", required=True, choices=sorted(METHODS))
     train.add_argument("--seed", required=True, type=int)
     train.add_argument("--out", required=True, help="run directory")
@@ -367,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--iqm-png")
     figure.add_argument("--iqm-pdf")
     figure.add_argument("--methods", nargs="+", help="draw only these methods (default: all in the results)")
+    figure.add_argument("--algo", metavar="ALGO",
+                        help="draw only this algorithm's rows (default: every algorithm present; with several, "
+                             "lines and bars are labelled 'method (algo)')")
     figure.set_defaults(func=cmd_figure)
 
     loo_aggregate = commands.add_parser("loo-aggregate", help="leave-one-out tables of a suite's adaptation runs")
@@ -384,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     loo_figure.add_argument("--title", required=True)
     loo_figure.add_argument("--png", required=True)
     loo_figure.add_argument("--pdf", required=True)
+    loo_figure.add_argument("--algo", metavar="ALGO",
+                            help="draw only this algorithm's runs (default: every algorithm present; with several, "
+                                 "a row per 'method (algo)')")
     loo_figure.set_defaults(func=cmd_loo_figure)
 
     prune = commands.add_parser("prune", help="zero small residual means of a finished run, re-evaluate per threshold")

@@ -71,6 +71,10 @@ METHODS: tuple[str, ...] = (
 
 MethodName = Literal[METHODS]  # type: ignore[valid-type]
 
+#: The base RL algorithms (``varshare.algos.<name>`` implements each; ``--algo`` / ``{algo}``).
+ALGOS: tuple[str, ...] = ("ppo",)
+AlgoName = Literal[ALGOS]  # type: ignore[valid-type]
+
 #: Leave-one-out adaptation regimes (``varshare adapt --regime``; SCIENCE.md "Leave-one-out").
 REGIMES: tuple[str, ...] = ("scratch", "full", "residual")
 RegimeName = Literal[REGIMES]  # type: ignore[valid-type]
@@ -253,6 +257,7 @@ class ExperimentConfig(Section):
     """One experiment: every method × seed trained on every task of ``suite``."""
 
     suite: SuiteName = Field(description="Task suite (a key of varshare.envs.suites.SUITES).")
+    algo: AlgoName = Field("ppo", description="Base RL algorithm (a module of varshare.algos).")
     methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
         min_length=1, description="Sharing methods to train, each once per seed."
     )

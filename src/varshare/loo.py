@@ -25,9 +25,9 @@ one that declares :attr:`~varshare.methods.base.Method.writes_shared_parameters`
 which moves α·μ into θ after every update phase).
 
 The adaptation run is an ordinary run directory (:mod:`varshare.train`: resume, atomic outputs,
-``metrics.csv``), named ``<suite>/<method>/seed<s>/holdout-<k>/<regime>``; ``manifest.json``,
+``metrics.csv``), named ``<suite>/<algo>/<method>/seed<s>/holdout-<k>/<regime>``; ``manifest.json``,
 ``done.json`` and ``checkpoint.pt`` record ``holdout`` (= ``k``) and ``adaptation`` (regime,
-pretrained run name and the sha256 of its ``checkpoint.pt``).
+pretrained run name and the sha256 of its ``checkpoint.pt``). It uses the pretrained run's algorithm.
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ from pathlib import Path
 from varshare.config import REGIMES, ExperimentConfig, load_config
 from varshare.envs import TaskSpec, build_suite
 from varshare.io import atomic_write_text
+from torch import nn
+
 from varshare.methods import REGISTRY, Method
-from varshare.nn import ActorCritic
+from varshare.nn import shared_parameters
 from varshare.run_loading import LoadedRun, NotARunError, load_run
 from varshare.train import RUN_FILES, RunDirectoryConflict, RunSetupError, run_name, train
 
@@ -49,11 +51,11 @@ from varshare.train import RUN_FILES, RunDirectoryConflict, RunSetupError, run_n
 NO_SHARED_PARAMETERS = "skipped: no shared parameters"
 
 
-def skip_reason(regime: str, method_name: str, pretrained: ActorCritic) -> str | None:
+def skip_reason(regime: str, method_name: str, pretrained: nn.Module) -> str | None:
     """Why ``regime`` does not apply to ``method_name`` (see the module docstring), or None."""
     if regime != "residual":
         return None
-    if not pretrained.shared_parameters():
+    if not shared_parameters(pretrained.networks()):
         return NO_SHARED_PARAMETERS
     if REGISTRY[method_name].writes_shared_parameters:
         return (f"skipped: {method_name} writes θ itself (Method.writes_shared_parameters), "
@@ -61,15 +63,15 @@ def skip_reason(regime: str, method_name: str, pretrained: ActorCritic) -> str |
     return None
 
 
-def initialiser(regime: str, method: Method, pretrained: ActorCritic) -> Callable[[ActorCritic], None] | None:
+def initialiser(regime: str, method: Method, pretrained: nn.Module) -> Callable[[nn.Module], None] | None:
     """The ``init_model`` of the adaptation run (None for ``scratch``: fresh initialisation)."""
     if regime == "scratch":
         return None
 
-    def initialise(model: ActorCritic) -> None:
-        method.unseen_task_parameters(pretrained, model)
+    def initialise(model: nn.Module) -> None:
+        method.unseen_task_parameters(pretrained.networks(), model.networks())
         if regime == "residual":
-            for param in model.shared_parameters().values():
+            for param in shared_parameters(model.networks()).values():
                 param.requires_grad_(False)
 
     return initialise
@@ -95,7 +97,7 @@ def adapt(pretrained: str | Path, task: str, regime: str, out: str | Path, confi
         pretrained: a finished run directory trained without ``task`` (``varshare train --holdout``).
         config: experiment config (YAML) of the adaptation run; default the pretrained run's
             ``config.yaml``. Its ``total_steps_per_task`` is the adaptation budget; ``holdout``,
-            ``methods`` and ``seeds`` are set here. ``full``/``residual`` need the pretrained
+            ``algo``, ``methods`` and ``seeds`` are set here (the pretrained run's algorithm). ``full``/``residual`` need the pretrained
             run's ``network``.
         overrides: merged over ``config`` (dotted keys), like ``--set``.
         seed: the adaptation run's seed (default: the pretrained run's).
@@ -116,7 +118,8 @@ def adapt(pretrained: str | Path, task: str, regime: str, out: str | Path, confi
         raise RunSetupError(str(error)) from None
     seed = source.seed if seed is None else seed
     config = load_config(config or pretrained / "config.yaml",
-                         {**(overrides or {}), "holdout": None, "methods": [source.method], "seeds": [seed]})
+                         {**(overrides or {}), "holdout": None, "algo": source.algo, "methods": [source.method],
+                          "seeds": [seed]})
     if config.suite != source.config.suite:
         raise RunSetupError(f"config suite {config.suite!r} differs from the pretrained run's {source.config.suite!r}")
     if regime != "scratch" and config.network != source.config.network:
@@ -143,8 +146,8 @@ def write_skipped(out: Path, config: ExperimentConfig, method_name: str, seed: i
         raise RunDirectoryConflict(f"{out} holds a run ({', '.join(leftovers)}); choose another --out or delete it")
     for name in leftovers:
         (out / name).unlink()
-    summary = {"run": run_name(config.suite, method_name, seed, record), "method": method_name, "seed": seed,
-               "skipped": reason, **record}
+    summary = {"run": run_name(config.suite, config.algo, method_name, seed, record), "algo": config.algo,
+               "method": method_name, "seed": seed, "skipped": reason, **record}
     atomic_write_text(out / "done.json", json.dumps(summary, indent=2) + "\n")
     print(f"[{summary['run']}] {reason}")
     return summary

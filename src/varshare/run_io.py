@@ -1,6 +1,6 @@
 """What a run directory holds besides the model: the tidy metrics table and the provenance manifest.
 
-Metrics are one long-format table, a row per ``(run, method, seed, task, step, metric, value)``;
+Metrics are one long-format table, a row per ``(run, algo, method, seed, task, step, metric, value)``;
 ``task`` is a task name, or ``"all"`` for run-level quantities (losses, SPS). ``step`` counts env
 steps *per task*.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from varshare.io import atomic_write_text
 
-METRIC_COLUMNS = ("run", "method", "seed", "task", "step", "metric", "value")
+METRIC_COLUMNS = ("run", "algo", "method", "seed", "task", "step", "metric", "value")
 
 
 @dataclass
@@ -25,12 +25,13 @@ class MetricsTable:
     """Rows accumulated in memory and written atomically as CSV on :meth:`save`."""
 
     run: str
+    algo: str
     method: str
     seed: int
     rows: list[tuple] = field(default_factory=list)
 
     def add(self, task: str, step: int, metric: str, value: float) -> None:
-        self.rows.append((self.run, self.method, self.seed, task, int(step), metric, float(value)))
+        self.rows.append((self.run, self.algo, self.method, self.seed, task, int(step), metric, float(value)))
 
     def add_many(self, task: str, step: int, values: dict[str, float]) -> None:
         for metric, value in values.items():
@@ -54,7 +55,7 @@ class MetricsTable:
             header = next(reader)
             if tuple(header) != METRIC_COLUMNS:
                 raise ValueError(f"{path}: expected columns {METRIC_COLUMNS}, got {header}")
-            return [(r[0], r[1], int(r[2]), r[3], int(r[4]), r[5], float(r[6])) for r in reader]
+            return [(r[0], r[1], r[2], int(r[3]), r[4], int(r[5]), r[6], float(r[7])) for r in reader]
 
 
 def git_commit(directory: str | Path) -> str:

@@ -1,5 +1,5 @@
-"""Rebuild a finished run directory (written by :mod:`varshare.train`): its config, tasks, method,
-seed and final model. Used by everything that starts from a trained run (pruning, leave-one-out
+"""Rebuild a finished run directory (written by :mod:`varshare.train`): its config, tasks, algorithm,
+method, seed and final model. Used by everything that starts from a trained run (pruning, leave-one-out
 adaptation)."""
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from pathlib import Path
 
 import torch
 
+from torch import nn
+
+from varshare.algos import agent_class
 from varshare.config import ExperimentConfig, load_config
 from varshare.envs import TaskSpec, make_vec_env
 from varshare.envs.specs import read_specs
 from varshare.methods import make_method
-from varshare.nn import ActorCritic
 from varshare.train import run_name
 
 
@@ -24,15 +26,17 @@ class NotARunError(ValueError):
 
 @dataclass
 class LoadedRun:
-    """A finished run directory, rebuilt: config, tasks, method, seed and the final model."""
+    """A finished run directory, rebuilt: config, tasks, algorithm, method, seed and the final model
+    (the agent's :class:`~varshare.algos.agent.TrainedModel`)."""
 
     directory: Path
     name: str
     config: ExperimentConfig
     specs: list[TaskSpec]
+    algo: str
     method: str
     seed: int
-    model: ActorCritic
+    model: nn.Module
 
 
 def load_run(directory: str | Path, device="cpu") -> LoadedRun:
@@ -45,16 +49,11 @@ def load_run(directory: str | Path, device="cpu") -> LoadedRun:
     config = load_config(directory / "config.yaml")
     specs = read_specs(directory / "tasks.json")
     manifest = json.loads((directory / "manifest.json").read_text())
-    method, seed = manifest["method"], int(manifest["seed"])
-    probe = make_vec_env(specs, 1, seed=0)
-    try:
-        action_dim = probe.single_action_space.n if probe.is_discrete else probe.single_action_space.shape[0]
-        obs_dim, discrete = probe.obs_dim, probe.is_discrete
-    finally:
-        probe.close()
-    model = make_method(method, config, len(specs), seed).build_model(obs_dim, int(action_dim), discrete)
+    algo, method, seed = config.algo, manifest["method"], int(manifest["seed"])
+    with make_vec_env(specs, 1, seed=0) as probe:  # the spaces the model is built for
+        model = agent_class(algo).build_model(config, make_method(method, config, len(specs), seed), probe)
     state = torch.load(directory / "checkpoint.pt", map_location=device, weights_only=False)
     model.load_state_dict(state["model"])
     model.to(device).eval()
-    name = manifest.get("run") or run_name(config.suite, method, seed, manifest)
-    return LoadedRun(directory, name, config, specs, method, seed, model)
+    name = manifest.get("run") or run_name(config.suite, algo, method, seed, manifest)
+    return LoadedRun(directory, name, config, specs, algo, method, seed, model)

@@ -1,29 +1,34 @@
-"""One training run: a method and a seed on every task of a suite, written to a run directory.
+"""One training run: an algorithm, a method and a seed on every task of a suite, in a run directory.
 
 The run directory holds everything needed to trust the run:
 
 * ``config.yaml`` — the fully resolved experiment config;
-* ``manifest.json`` — package versions, git commit, task-spec hash, protocol (evaluation rule);
+* ``manifest.json`` — algorithm, method, seed, package versions, git commit, task-spec hash, protocol
+  (evaluation rule);
 * ``tasks.json`` — the task specs trained on;
-* ``metrics.csv`` — tidy table (run, method, seed, task, step, metric, value), with periodic
+* ``metrics.csv`` — tidy table (run, algo, method, seed, task, step, metric, value), with periodic
   deterministic, mean-weight evaluation returns per task (``eval_return``); only quantities that
   the config and seed determine, so a rerun reproduces it exactly;
 * ``progress.log`` — the progress lines also printed to stdout, with wall-clock speed (SPS);
 * ``resume.pt`` — the latest resume checkpoint, while the run is unfinished;
-* ``checkpoint.pt`` — final model, optimiser and random-generator states;
+* ``checkpoint.pt`` — the agent's final state (model, optimisers, random generators, ...);
 * ``done.json`` — completion marker with a summary, written last.
 
 Every file is written atomically, so a crash never leaves a file that looks complete.
 
 **Leave-one-out.** With ``config.holdout`` set, the run trains on the suite's other tasks; the
 held-out task's name is recorded as ``holdout`` in ``config.yaml``, ``manifest.json``,
-``done.json`` and ``checkpoint.pt``, and the run is named ``<suite>/<method>/seed<s>/holdout-<task>``.
+``done.json`` and ``checkpoint.pt``, and the run is named ``<suite>/<algo>/<method>/seed<s>/holdout-<task>``.
 Adaptation runs (:mod:`varshare.loo`) pass their own ``record`` (held-out task, regime, pretrained
 run) and an ``init_model`` that loads the pretrained weights; both survive a resume.
 
-**Resume.** Every ``checkpoint.every_steps`` env steps per task the run saves ``resume.pt``: model,
-optimiser, all random-generator states, the method's own state, the metrics so far and the
-environment. Rerunning the same command after a kill continues from it and ends with the same
+**The algorithm** is the config's ``algo``: :class:`Run` builds ``varshare.algos.<algo>.AGENT`` and
+drives it through the :class:`~varshare.algos.agent.Agent` protocol only (iterate, episodes, state),
+so every algorithm gets the same evaluation, logging, checkpoints and resume.
+
+**Resume.** Every ``checkpoint.every_steps`` env steps per task the run saves ``resume.pt``: the
+agent's state (model, optimisers, all random-generator states, the method's own state, counters),
+the metrics so far and the environment. Rerunning the same command after a kill continues from it and ends with the same
 ``metrics.csv`` as an uninterrupted run. CartPole's state is saved exactly; LunarLander and MT10
 simulators cannot be snapshotted, so at every checkpoint those envs are reseeded and reset (the
 unfinished episodes are cut there, with the usual value bootstrap) — in uninterrupted runs too,
@@ -43,13 +48,15 @@ import numpy as np
 import torch
 import yaml
 
-from varshare.algos.ppo import PPO, evaluate, mean_or_nan
+from torch import nn
+
+from varshare.algos import agent_class
 from varshare.config import ExperimentConfig
 from varshare.envs import TaskSpec, make_vec_env, specs_hash, specs_to_json
-from varshare.eval.strategies import SAMPLE_STRATEGIES, has_stochastic_weights, metric_suffix
+from varshare.eval.evaluate import evaluate, mean_or_nan
+from varshare.eval.strategies import SAMPLE_STRATEGIES, metric_suffix
 from varshare.io import atomic_output, atomic_write_text
 from varshare.methods import make_method
-from varshare.nn import ActorCritic
 from varshare.run_io import MetricsTable, versions_manifest
 
 EVAL_PROTOCOL = ("deterministic policy (argmax / mean action), mean weights, one episode on each of "
@@ -70,10 +77,10 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def run_name(suite: str, method_name: str, seed: int, record: dict | None = None) -> str:
-    """``<suite>/<method>/seed<s>``, extended by the leave-one-out ``record``: ``/holdout-<task>``,
-    then ``/<regime>`` for an adaptation run."""
-    name = f"{suite}/{method_name}/seed{seed}"
+def run_name(suite: str, algo: str, method_name: str, seed: int, record: dict | None = None) -> str:
+    """``<suite>/<algo>/<method>/seed<s>``, extended by the leave-one-out ``record``:
+    ``/holdout-<task>``, then ``/<regime>`` for an adaptation run."""
+    name = f"{suite}/{algo}/{method_name}/seed{seed}"
     record = record or {}
     if "holdout" in record:
         name += f"/holdout-{record['holdout']}"
@@ -111,22 +118,23 @@ class Run:
     """The state of one training run that a resume checkpoint captures.
 
     ``record`` (leave-one-out: held-out task, adaptation) names the run and is saved with the final
-    checkpoint; ``init_model`` is :class:`~varshare.algos.ppo.PPO`'s."""
+    checkpoint; ``init_model`` is the agent's (:class:`~varshare.algos.agent.Agent`)."""
 
     def __init__(self, config: ExperimentConfig, specs: list[TaskSpec], method_name: str, seed: int,
                  out: Path, env_mode: str, record: dict | None = None,
-                 init_model: Callable[[ActorCritic], None] | None = None):
+                 init_model: Callable[[nn.Module], None] | None = None):
         self.config, self.specs, self.seed, self.out, self.env_mode = config, specs, seed, out, env_mode
         self.record = record or {}
-        self.name = run_name(config.suite, method_name, seed, self.record)
+        self.name = run_name(config.suite, config.algo, method_name, seed, self.record)
         self.device = resolve_device(config.device)
         self.log = Progress(out / "progress.log")
-        self.metrics = MetricsTable(self.name, method_name, seed)
+        self.metrics = MetricsTable(self.name, config.algo, method_name, seed)
         self.evaluations: list[int] = []  # env steps per task at which evaluations ran
         self.env = make_vec_env(specs, config.envs_per_task, seed=seed, mode=env_mode)
         self.method = make_method(method_name, config, len(specs), seed)
-        self.agent = PPO(config, self.method, self.env, seed=seed, device=self.device, init_model=init_model)
-        self.iterations_per_checkpoint = math.ceil(config.checkpoint.every_steps / self.agent.batch_per_task)
+        self.agent = agent_class(config.algo)(config, self.method, self.env, seed=seed, device=self.device,
+                                              init_model=init_model)
+        self.iterations_per_checkpoint = math.ceil(config.checkpoint.every_steps / self.agent.steps_per_iteration)
 
     # -- evaluation and logging ----------------------------------------------------------------
     def evaluate(self) -> float:
@@ -141,7 +149,7 @@ class Run:
         agent, specs = self.agent, self.specs
         index = len(self.evaluations)
         eval_seed = derived_seed(self.seed, 1, index)
-        strategies = ["mean"] + (list(SAMPLE_STRATEGIES) if has_stochastic_weights(agent.model) else [])
+        strategies = ["mean"] + (list(SAMPLE_STRATEGIES) if agent.model.actor.stochastic else [])
         results = {
             strategy: evaluate(agent.model, lambda n: make_vec_env(specs, n, seed=eval_seed, mode=self.env_mode),
                                self.config.eval.episodes, device=self.device, strategy=strategy,
@@ -168,7 +176,7 @@ class Run:
 
     def record_task_diagnostics(self) -> None:
         """The method's per-task diagnostics (e.g. VarShare's |μ|, σ, KL per layer) at this step."""
-        for metric, values in self.method.task_diagnostics(self.agent.model).items():
+        for metric, values in self.method.task_diagnostics(self.agent.model.networks()).items():
             for spec, value in zip(self.specs, values.tolist()):
                 self.metrics.add(spec.name, self.agent.steps_per_task, metric, value)
 
@@ -193,38 +201,25 @@ class Run:
         """Save ``resume.pt``; simulator-backed envs are reseeded first (see the module docstring)."""
         agent = self.agent
         if not self.env.supports_state:
-            obs = self.env.reseed(derived_seed(self.seed, 2, agent.iteration))
-            agent.next_obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+            agent.reset_observations(self.env.reseed(derived_seed(self.seed, 2, agent.iteration)))
         with atomic_output(self.out / "resume.pt") as tmp:
             torch.save(self.state_dict(), tmp)
 
     def state_dict(self) -> dict:
-        agent = self.agent
+        """The agent's state (``model`` among its keys) plus the env's, the metrics and evaluations."""
         return {
-            "model": agent.model.state_dict(),
-            "optimizer": agent.optimizer.state_dict(),
-            "generator": agent.generator.get_state(),
-            "method": self.method.state_dict(),
-            "iteration": agent.iteration,
-            "steps_per_task": agent.steps_per_task,
-            "next_obs": agent.next_obs,
+            **self.agent.state_dict(),
             "env": self.env.state_dict() if self.env.supports_state else None,
             "metrics": self.metrics.rows,
             "evaluations": self.evaluations,
         }
 
     def load_state_dict(self, state: dict) -> None:
-        agent = self.agent
-        agent.model.load_state_dict(state["model"])
-        agent.optimizer.load_state_dict(state["optimizer"])
-        agent.generator.set_state(state["generator"])
-        self.method.load_state_dict(state["method"])
-        agent.iteration, agent.steps_per_task = state["iteration"], state["steps_per_task"]
         if self.env.supports_state:
             self.env.load_state_dict(state["env"])
         else:
-            self.env.reseed(derived_seed(self.seed, 2, agent.iteration))
-        agent.next_obs = state["next_obs"].to(self.device)
+            self.env.reseed(derived_seed(self.seed, 2, state["iteration"]))
+        self.agent.load_state_dict(state)
         self.metrics.rows = [tuple(row) for row in state["metrics"]]
         self.evaluations = list(state["evaluations"])
 
@@ -267,7 +262,8 @@ def prepare_run_directory(out: Path, config: ExperimentConfig, specs: list[TaskS
     atomic_write_text(out / "config.yaml", resolved)
     atomic_write_text(out / "tasks.json", tasks)
     manifest = versions_manifest(specs_hash(specs), {
-        "run": run_name(config.suite, method_name, seed, record), "method": method_name, "seed": seed,
+        "run": run_name(config.suite, config.algo, method_name, seed, record), "algo": config.algo,
+        "method": method_name, "seed": seed,
         "device": str(device), "eval_protocol": EVAL_PROTOCOL, "step_unit": "env steps per task", **record,
     })
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2) + "\n")
@@ -275,16 +271,17 @@ def prepare_run_directory(out: Path, config: ExperimentConfig, specs: list[TaskS
 
 def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, seed: int, out: str | Path,
           env_mode: str = "sync", replace_stale: bool = False, record: dict | None = None,
-          init_model: Callable[[ActorCritic], None] | None = None) -> dict:
-    """Train ``method_name`` with ``seed`` on ``specs`` into ``out`` (resuming if it holds a
-    ``resume.pt`` of the same run); returns the summary also written to ``done.json``.
+          init_model: Callable[[nn.Module], None] | None = None) -> dict:
+    """Train ``method_name`` with ``seed`` on ``specs`` with the config's algorithm into ``out``
+    (resuming if it holds a ``resume.pt`` of the same run); returns the summary also written to
+    ``done.json``.
 
     Args:
         replace_stale: clear a directory that holds a different run instead of refusing it.
         record: leave-one-out facts written into ``manifest.json``, ``done.json`` and
             ``checkpoint.pt`` (keys ``holdout``, ``adaptation``); ``config.holdout`` adds
             ``holdout`` and drops that task from ``specs`` (:class:`RunSetupError` if it is not there).
-        init_model: see :class:`~varshare.algos.ppo.PPO` (leave-one-out adaptation).
+        init_model: see :class:`~varshare.algos.agent.Agent` (leave-one-out adaptation).
     """
     out = Path(out)
     if config.holdout is not None:
@@ -305,7 +302,7 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
             run.log(f"[{run.name}] resumed from {out / 'resume.pt'} at iteration {agent.iteration}")
         else:
             run.log(f"[{run.name}] {len(specs)} tasks × {config.envs_per_task} envs, {agent.num_iterations} "
-                    f"iterations of {agent.batch_per_task} steps per task, device {run.device}")
+                    f"iterations of {agent.steps_per_iteration} steps per task, device {run.device}")
             run.record_task_diagnostics()
             run.evaluate()
         start, last_print = time.perf_counter(), -math.inf
@@ -317,9 +314,9 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
             is_last = agent.iteration == agent.num_iterations
             if time.perf_counter() - last_print > 5 or is_last:
                 last_print = time.perf_counter()
+                details = "".join(f" {key} {stats[key]:.4g}" for key in agent.progress_metrics if key in stats)
                 run.log(f"[{run.name}] iter {agent.iteration}/{agent.num_iterations} step {agent.steps_per_task} "
-                        f"sps {sps:.0f} train_return {train_return:.1f} "
-                        f"approx_kl {stats['approx_kl']:.4f} clip {stats['clip_fraction']:.3f}")
+                        f"sps {sps:.0f} train_return {train_return:.1f}{details}")
             if agent.steps_per_task - run.evaluations[-1] >= config.eval.every_steps or is_last:
                 run.record_task_diagnostics()
                 final_return = run.evaluate()
@@ -330,7 +327,8 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
 
     run.save_final()
     summary = {
-        "run": run.name, "steps_per_task": agent.steps_per_task, "iterations": agent.iteration,
+        "run": run.name, "algo": config.algo, "method": method_name, "seed": seed,
+        "steps_per_task": agent.steps_per_task, "iterations": agent.iteration,
         "final_eval_return_mean": final_return, "wall_seconds_this_session": round(time.perf_counter() - start, 2),
         **run.record,
     }

@@ -4,21 +4,22 @@ Read top to bottom like CleanRL's ``ppo.py``; the differences are the task axis 
 
 * Tensors are task-major: ``[M, T, N, ...]`` in the rollout, ``[M, B, ...]`` in minibatches (the same
   transition indices are drawn for every task, so each minibatch holds ``B`` examples per task).
-* The method decides the network layout (:meth:`Method.build_model`), adds its loss term
+* The actor and the critic are networks built by the sharing method
+  (:meth:`Method.build_network`); the method adds its loss term over both
   (:meth:`Method.extra_loss`) and, where it wants per-task gradients of the shared parameters,
   combines them (:meth:`Method.combine_gradients`). PPO never branches on a method's name.
-* Stochastic-weight methods: rollout noise (``ε``) is drawn once per rollout and per-example noise
-  is stored with each transition, so the update replays exactly the weight sample that chose each
-  action. Old log-probabilities are then recomputed with the update's own arithmetic (same
+* Stochastic-weight methods: each rollout draws one weight sample for all of its transitions
+  (``model.draw_noise(T·N)``: one ``ε`` per task, per-example parts such as Flipout's signs for
+  every transition), stored with the rollout, so the update replays exactly the weights that chose
+  each action. Old log-probabilities are then recomputed with the update's own arithmetic (same
   minibatch layout as the first minibatch), which makes the first minibatch's ratio exactly 1 and
   its approximate KL exactly 0. The largest difference between these and the rollout-time
   log-probabilities is logged (``logprob_replay_error``): it is float rounding only.
 * Losses are per task (mean over the task's examples) and summed over tasks; advantages are
   normalised per task within each minibatch. Truncated episodes are bootstrapped by adding
   ``γ·V(final_obs)`` to the last reward; terminated ones are not.
-* Per-task gradients of shared parameters come from one backward pass: the shared parameters are
-  replaced (``torch.func.functional_call``) by task-replicated leaves ``[M, *shape]``, whose
-  gradients are the per-task gradients.
+* Per-task gradients of shared parameters come from one backward pass
+  (:mod:`varshare.algos.per_task_gradients`).
 * Frozen parameters (``requires_grad`` False, e.g. θ in leave-one-out residual adaptation) are left
   out of the optimizer and of the per-task-gradient path, so nothing ever writes them.
 """
@@ -32,19 +33,105 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import functional_call
 
-from varshare.algos.gather import select_examples
-from varshare.config import ExperimentConfig
+from varshare.algos.agent import EpisodeLog, NonFiniteLossError
+from varshare.algos.per_task_gradients import apply_combined_gradients, task_replicas
+from varshare.config import ExperimentConfig, NetworkConfig
 from varshare.envs.base import MultiTaskVecEnv
-from varshare.eval.strategies import EvalPolicy
 from varshare.methods.base import Method
-from varshare.nn import ActorCritic, Noise
+from varshare.nn import MultiTaskMLP, NetworkNoise, select_examples, shared_parameters, slice_examples
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite; training stops rather than corrupt the model."""
+@dataclass(frozen=True)
+class ActorCriticNoise:
+    """One weight sample of both networks for a batch (None: that network is deterministic)."""
+
+    actor: NetworkNoise | None
+    critic: NetworkNoise | None
+
+    def map_examples(self, fn) -> ActorCriticNoise:
+        """A copy with ``fn`` applied to every per-example tensor of both networks."""
+        return ActorCriticNoise(*(None if noise is None else noise.map_examples(fn) for noise in (self.actor, self.critic)))
+
+
+@dataclass
+class PolicyOutput:
+    """Actor-critic outputs for ``[M, B]`` observations.
+
+    Attributes:
+        logits: ``[M, B, num_actions]`` (discrete) or action means ``[M, B, act_dim]`` (continuous).
+        log_std: ``[M, B, act_dim]`` per-task log standard deviations (continuous only, else None).
+        value: ``[M, B]`` state values.
+    """
+
+    logits: Tensor
+    log_std: Tensor | None
+    value: Tensor
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """``[M, B]`` log-probabilities of ``actions`` (``[M, B]`` ints or ``[M, B, act_dim]``)."""
+        if self.log_std is None:
+            log_probs = torch.log_softmax(self.logits, dim=-1)
+            return log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        z = (actions - self.logits) * torch.exp(-self.log_std)
+        return (-0.5 * z.square() - self.log_std - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+    def entropy(self) -> Tensor:
+        """``[M, B]`` entropies of the action distributions (nats)."""
+        if self.log_std is None:
+            log_probs = torch.log_softmax(self.logits, dim=-1)
+            return -(log_probs.exp() * log_probs).sum(dim=-1)
+        return (self.log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(dim=-1)
+
+
+class ActorCritic(nn.Module):
+    """PPO's model: separate actor and critic networks, both laid out by the sharing method.
+
+    Orthogonal init as in PPO implementations: √2 hidden, 0.01 policy head, 1 value head; a free
+    per-task log-std for continuous actions. Implements :class:`~varshare.algos.agent.TrainedModel`.
+
+    Args:
+        method: the sharing method (builds both networks).
+        obs_dim: observation size.
+        action_dim: number of discrete actions, or the continuous action size.
+        discrete: whether actions are discrete.
+        network: hidden sizes and activation of both networks.
+    """
+
+    def __init__(self, method: Method, obs_dim: int, action_dim: int, discrete: bool, network: NetworkConfig):
+        super().__init__()
+        self.num_tasks = method.num_tasks
+        self.discrete = discrete
+        hidden, activation = list(network.hidden_sizes), network.activation
+        self.actor = method.build_network(obs_dim, action_dim, hidden, activation, head_gain=0.01)
+        self.critic = method.build_network(obs_dim, 1, hidden, activation, head_gain=1.0)
+        self.log_std = None if discrete else nn.Parameter(torch.zeros(self.num_tasks, action_dim))
+
+    def networks(self) -> dict[str, MultiTaskMLP]:
+        return {"actor": self.actor, "critic": self.critic}
+
+    def forward(self, obs: Tensor, noise: ActorCriticNoise | None = None) -> PolicyOutput:
+        """``obs`` ``[M, B, obs_dim]`` → :class:`PolicyOutput`; ``noise=None`` uses mean weights."""
+        logits = self.actor(obs, None if noise is None else noise.actor)
+        value = self.critic(obs, None if noise is None else noise.critic).squeeze(-1)
+        log_std = None if self.log_std is None else self.log_std.unsqueeze(1).expand_as(logits)
+        return PolicyOutput(logits, log_std, value)
+
+    def draw_noise(self, batch_size: int, generator: torch.Generator) -> ActorCriticNoise | None:
+        """One weight sample of both networks for ``batch_size`` examples per task (None when both
+        are deterministic)."""
+        if not (self.actor.stochastic or self.critic.stochastic):
+            return None
+        return ActorCriticNoise(self.actor.draw_noise(batch_size, generator),
+                                self.critic.draw_noise(batch_size, generator))
+
+    def greedy_actions(self, actor_outputs: Tensor) -> Tensor:
+        """``[M, N, K, out]`` → argmax of the mean softmax (discrete) or the mean action mean."""
+        if self.discrete:
+            return torch.softmax(actor_outputs, dim=-1).mean(dim=2).argmax(dim=-1)
+        return actor_outputs.mean(dim=2)
 
 
 @dataclass
@@ -53,10 +140,10 @@ class Rollout:
 
     ``logprobs`` and ``values`` are the behaviour policy's; ``rewards`` already include the
     ``γ·V(final_obs)`` bootstrap of truncated episodes; ``episode_ended`` is 1 where an episode
-    ended with that transition. ``example_noise`` holds each transition's per-example weight noise
-    (``[M, T, N, k]`` per key), ``rollout_noise`` the noise shared by the whole rollout, and
-    ``next_value`` ``[M, N]`` the value of the observation after the last step. ``mean_weights``:
-    the rollout used the mean weights (no noise was drawn or stored).
+    ended with that transition. ``noise`` is the weight sample that acted, with per-example parts
+    for the ``T·N`` transitions in flattened order ``t·N + n`` (None: mean weights or a
+    deterministic model); ``next_value`` ``[M, N]`` is the value of the observation after the last
+    step. ``mean_weights``: the rollout acted with the mean weights by the method's choice.
     """
 
     obs: Tensor
@@ -65,23 +152,9 @@ class Rollout:
     values: Tensor
     rewards: Tensor
     episode_ended: Tensor
-    example_noise: Noise
-    rollout_noise: Noise
+    noise: ActorCriticNoise | None
     next_value: Tensor
     mean_weights: bool = False
-
-
-@dataclass
-class EpisodeLog:
-    """Finished training episodes since the last report, per task (lists of floats)."""
-
-    returns: list[list[float]]
-    lengths: list[list[int]]
-    successes: list[list[bool]]
-
-    @classmethod
-    def empty(cls, num_tasks: int) -> EpisodeLog:
-        return cls([[] for _ in range(num_tasks)], [[] for _ in range(num_tasks)], [[] for _ in range(num_tasks)])
 
 
 def compute_gae(
@@ -110,7 +183,7 @@ def compute_gae(
     return advantages, advantages + values
 
 
-def sample_actions(output, generator: torch.Generator) -> Tensor:
+def sample_actions(output: PolicyOutput, generator: torch.Generator) -> Tensor:
     """Draw actions ``[M, N]`` (or ``[M, N, act_dim]``) from the policy with ``generator``."""
     if output.log_std is None:
         probs = torch.softmax(output.logits, dim=-1)
@@ -120,17 +193,13 @@ def sample_actions(output, generator: torch.Generator) -> Tensor:
     return output.logits + output.log_std.exp() * noise
 
 
-def greedy_actions(output) -> Tensor:
-    """The deterministic policy's actions: argmax (discrete) or the mean (continuous)."""
-    return output.logits.argmax(dim=-1) if output.log_std is None else output.logits
-
-
 class PPO:
-    """Multi-task PPO on a :class:`MultiTaskVecEnv` with a sharing :class:`Method`.
+    """Multi-task PPO on a :class:`MultiTaskVecEnv` with a sharing :class:`Method` (the
+    :class:`~varshare.algos.agent.Agent` protocol; one :meth:`iterate` = one rollout and update).
 
     Args:
         config: the experiment config (``ppo``, ``network`` and the method's section are read).
-        method: the sharing method (owns the network layout, extra loss, gradient combiner).
+        method: the sharing method (builds the networks, adds its loss, combines gradients).
         env: the training environment (``M`` tasks × ``config.envs_per_task`` copies).
         seed: seeds the network init and the run's generator (actions, noise, minibatches).
         device: torch device.
@@ -139,8 +208,10 @@ class PPO:
             holds only the parameters that still require gradients.
     """
 
+    progress_metrics = ("approx_kl", "clip_fraction")
+
     def __init__(self, config: ExperimentConfig, method: Method, env: MultiTaskVecEnv, seed: int, device="cpu",
-                 init_model: Callable[[ActorCritic], None] | None = None):
+                 init_model: Callable[[nn.Module], None] | None = None):
         self.config = config
         self.ppo = config.ppo
         self.method = method
@@ -148,15 +219,14 @@ class PPO:
         self.device = torch.device(device)
         self.num_tasks = env.num_tasks
         self.num_envs = env.envs_per_task
-        action_dim = env.single_action_space.n if env.is_discrete else env.single_action_space.shape[0]
         torch.manual_seed(seed)
-        self.model: ActorCritic = method.build_model(env.obs_dim, int(action_dim), env.is_discrete).to(self.device)
+        self.model = self.build_model(config, method, env).to(self.device)
         if init_model is not None:
             init_model(self.model)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(trainable, lr=self.ppo.learning_rate, eps=1e-5, fused=True)
+        self.optimizer = torch.optim.Adam(trainable, lr=self.ppo.learning_rate, eps=1e-5)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.batch_per_task = self.ppo.num_steps * self.num_envs
+        self.batch_per_task = self.steps_per_iteration = self.ppo.num_steps * self.num_envs
         self.minibatch_per_task = self.batch_per_task // self.ppo.num_minibatches
         if self.minibatch_per_task < 2:
             raise ValueError(
@@ -169,32 +239,31 @@ class PPO:
         self.episodes = EpisodeLog.empty(self.num_tasks)
         self.next_obs = self._tensor(env.reset())
 
+    @staticmethod
+    def build_model(config: ExperimentConfig, method: Method, env: MultiTaskVecEnv) -> ActorCritic:
+        """The actor-critic for ``env``'s spaces with the method's layout."""
+        space = env.single_action_space
+        action_dim = space.n if env.is_discrete else space.shape[0]
+        return ActorCritic(method, env.obs_dim, int(action_dim), env.is_discrete, config.network)
+
     # ----------------------------------------------------------------------------------------
     # rollout
     def collect_rollout(self) -> Rollout:
-        """Run ``num_steps`` steps of every copy with the current policy and one rollout noise."""
+        """Run ``num_steps`` steps of every copy with the current policy and one weight sample."""
         M, T, N = self.num_tasks, self.ppo.num_steps, self.num_envs
         model, gamma = self.model, self.ppo.gamma
-        mean_weights = self.method.rollout_mean_weights
-        rollout_noise = {} if mean_weights else model.rollout_noise(self.generator)
-        cached = None if mean_weights else model.rollout_cache(rollout_noise)  # replaces rollout_noise
+        mean_weights = self.method.act_with_mean_weights
+        # one weight sample for the rollout: T·N transitions, then N more for the value after it
+        noise = None if mean_weights else model.draw_noise((T + 1) * N, self.generator)
         obs = torch.zeros((M, T, N, self.env.obs_dim), device=self.device)
         action_shape = () if self.env.is_discrete else self.env.single_action_space.shape
         actions = torch.zeros((M, T, N, *action_shape), device=self.device,
                               dtype=torch.long if self.env.is_discrete else torch.float32)
         logprobs, values, rewards, ended = (torch.zeros((M, T, N), device=self.device) for _ in range(4))
-        example_noise = {} if mean_weights else {  # every transition's per-example noise: [M, T, N, k]
-            key: value.view(M, T, N, -1) for key, value in model.example_noise(T * N, self.generator).items()
-        }
-        # each step's slice of that noise, in the activations' dtype: converted once per rollout (signs
-        # are stored as int8; not two casts per layer and step) and sliced by one unbind per tensor
-        step_slices = [value.to(obs.dtype).unbind(1) for value in example_noise.values()]
-        step_noise = [{**cached, **dict(zip(example_noise, views))} for views in zip(*step_slices)] if step_slices \
-            else [cached] * T
-        with torch.inference_mode():
+        with torch.no_grad():
             for t in range(T):
-                noise = step_noise[t]  # None throughout for mean-weight rollouts
-                output = model(self.next_obs, noise)
+                step_noise = slice_examples(noise, t * N, (t + 1) * N)
+                output = model(self.next_obs, step_noise)
                 action = sample_actions(output, self.generator)
                 obs[:, t] = self.next_obs
                 actions[:, t] = action
@@ -205,27 +274,17 @@ class PPO:
                 reward = self._tensor(step.reward)
                 bootstrap = step.truncated & ~step.terminated
                 if bootstrap.any():
-                    final_value = model(self._tensor(step.final_obs), noise).value
+                    final_value = model(self._tensor(step.final_obs), step_noise).value
                     reward = reward + gamma * final_value * self._tensor(bootstrap)
                 rewards[:, t] = reward
                 ended[:, t] = self._tensor(step.done)
                 self.next_obs = self._tensor(step.obs)
-                self._record_episodes(step)
-            next_noise = None if mean_weights else {**cached, **model.example_noise(N, self.generator)}
-            next_value = model(self.next_obs, next_noise).value
+                self.episodes.record(step, step.done)
+            next_value = model(self.next_obs, slice_examples(noise, T * N, (T + 1) * N)).value
 
         self.steps_per_task += T * N
-        return Rollout(obs, actions, logprobs, values, rewards, ended, example_noise, rollout_noise, next_value,
+        return Rollout(obs, actions, logprobs, values, rewards, ended, slice_examples(noise, 0, T * N), next_value,
                        mean_weights)
-
-    def _record_episodes(self, step) -> None:
-        done = step.done
-        if not done.any():
-            return
-        for m, n in zip(*np.nonzero(done)):
-            self.episodes.returns[m].append(float(step.episode_return[m, n]))
-            self.episodes.lengths[m].append(int(step.episode_length[m, n]))
-            self.episodes.successes[m].append(bool(step.episode_success[m, n]))
 
     # ----------------------------------------------------------------------------------------
     # update
@@ -243,38 +302,29 @@ class PPO:
             "obs": flat(rollout.obs), "actions": flat(rollout.actions), "values": flat(rollout.values),
             "advantages": flat(advantages), "returns": flat(returns),
         }
-        if rollout.mean_weights:  # behaviour: mean weights; the update samples fresh noise
-            update_noise = self.model.rollout_noise(self.generator)
-            batch_noise = self.model.example_noise(B, self.generator)
-        else:  # replay the rollout's noise
-            update_noise = rollout.rollout_noise
-            batch_noise = {k: flat(v) for k, v in rollout.example_noise.items()}
+        # behaviour with mean weights: the update samples fresh noise; otherwise replay the rollout's
+        noise = self.model.draw_noise(B, self.generator) if rollout.mean_weights else rollout.noise
         permutations = [torch.randperm(B, generator=self.generator, device=self.device) for _ in range(p.update_epochs)]
 
-        def shuffled(perm: Tensor) -> tuple[dict[str, Tensor], Noise]:
-            """The batch and per-example noise in ``perm``'s order: one gather per tensor and epoch;
-            minibatches are then consecutive slices (views) of it."""
-            return ({k: select_examples(v, perm) for k, v in batch.items()},
-                    {k: select_examples(v, perm) for k, v in batch_noise.items()})
-
-        def minibatches(epoch_batch: dict[str, Tensor], epoch_noise: Noise):
+        def minibatches(perm: Tensor):
+            """The batch and its noise in ``perm``'s order, gathered once per epoch and cut into
+            consecutive minibatches."""
+            epoch_batch = {k: v.index_select(1, perm) for k, v in batch.items()}
+            epoch_noise = select_examples(noise, perm)
             for start in range(0, B, self.minibatch_per_task):
-                window = slice(start, start + self.minibatch_per_task)
-                yield ({k: v[:, window] for k, v in epoch_batch.items()},
-                       {**update_noise, **{k: v[:, window] for k, v in epoch_noise.items()}})
+                stop = start + self.minibatch_per_task
+                yield {k: v[:, start:stop] for k, v in epoch_batch.items()}, slice_examples(epoch_noise, start, stop)
 
-        first_epoch = shuffled(permutations[0])
-        replayed = self._replay_logprobs(minibatches(*first_epoch), rollout.mean_weights)  # epoch-0 order
+        replayed = self._replay_logprobs(minibatches(permutations[0]), rollout.mean_weights)  # epoch-0 order
         old_logprobs = torch.empty_like(replayed)
         old_logprobs[:, permutations[0]] = replayed  # back to rollout order
         replay_error = (old_logprobs - flat(rollout.logprobs)).abs().max().item()
+        batch["old_logprobs"] = old_logprobs
 
         stats: dict[str, list[float]] = {}
-        for epoch, perm in enumerate(permutations):
-            epoch_batch, epoch_noise = first_epoch if epoch == 0 else shuffled(perm)
-            epoch_batch["old_logprobs"] = select_examples(old_logprobs, perm)
-            for mb, noise in minibatches(epoch_batch, epoch_noise):
-                for key, value in self._minibatch_step(mb, noise).items():
+        for perm in permutations:
+            for mb, mb_noise in minibatches(perm):
+                for key, value in self._minibatch_step(mb, mb_noise).items():
                     stats.setdefault(key, []).append(value)
 
         values = {key: float(np.mean(v)) for key, v in stats.items()}
@@ -284,22 +334,16 @@ class PPO:
         y_pred, y_true = batch["values"].flatten(), batch["returns"].flatten()
         var_y = torch.var(y_true)
         values["explained_variance"] = float("nan") if var_y == 0 else float(1 - torch.var(y_true - y_pred) / var_y)
-        values.update(self.method.diagnostics(self.model))
+        values.update(self.method.diagnostics(self.model.networks()))
         return values
 
-    def _replica_parameters(self) -> dict[str, Tensor] | None:
-        """Task-replicated copies ``[M, *shape]`` of the trainable shared parameters (leaves that
-        collect per-task gradients; frozen ones stay in the model, untouched), or None when the
-        method does not need per-task gradients or every shared parameter is frozen."""
+    def _replicas(self) -> dict[str, Tensor] | None:
+        """Task-replicated shared parameters for the method's per-task gradients (None: not needed)."""
         if not self.method.per_task_gradients:
             return None
-        replicas = {
-            name: param.detach().unsqueeze(0).repeat(self.num_tasks, *([1] * param.dim())).requires_grad_()
-            for name, param in self.model.shared_parameters().items() if param.requires_grad
-        }
-        return replicas or None
+        return task_replicas(shared_parameters(self.model.networks()), self.num_tasks)
 
-    def _forward(self, obs: Tensor, noise: Noise, replicas: dict[str, Tensor] | None):
+    def _forward(self, obs: Tensor, noise: ActorCriticNoise | None, replicas: dict[str, Tensor] | None):
         if replicas is None:
             return self.model(obs, noise)
         return functional_call(self.model, replicas, (obs, noise))
@@ -311,17 +355,17 @@ class PPO:
         ``first_epoch_minibatches``: its ``(minibatch, noise)`` pairs."""
         old = []
         with torch.no_grad():
-            replicas = self._replica_parameters()
+            replicas = self._replicas()
             for mb, noise in first_epoch_minibatches:
                 output = self._forward(mb["obs"], None if mean_weights else noise, replicas)
                 old.append(output.log_prob(mb["actions"]))
         return torch.cat(old, dim=1)
 
-    def _minibatch_step(self, mb: dict[str, Tensor], noise: Noise) -> dict[str, float]:
+    def _minibatch_step(self, mb: dict[str, Tensor], noise: ActorCriticNoise | None) -> dict[str, float]:
         """One clipped-surrogate step on minibatch ``mb`` (``[M, b, ...]`` tensors, the behaviour
         policy's ``old_logprobs`` among them) with weight noise ``noise``; returns its statistics."""
         p = self.ppo
-        replicas = self._replica_parameters()
+        replicas = self._replicas()
         output = self._forward(mb["obs"], noise, replicas)
         new_logprob = output.log_prob(mb["actions"])
         entropy = output.entropy()
@@ -345,7 +389,7 @@ class PPO:
         entropy_mean = entropy.mean(dim=1)
 
         rl_loss = (pg_loss - p.ent_coef * entropy_mean + p.vf_coef * v_loss).sum()
-        extra_loss, extra_stats = self.method.extra_loss(self.model, self.batch_per_task)
+        extra_loss, extra_stats = self.method.extra_loss(self.model.networks(), self.batch_per_task)
         loss = rl_loss + extra_loss
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -357,7 +401,8 @@ class PPO:
         loss.backward()
         extra_stats = dict(extra_stats)
         if replicas is not None:
-            extra_stats["grad_cosine_mean"] = self._apply_combined_gradients(replicas)
+            extra_stats["grad_cosine_mean"] = apply_combined_gradients(
+                shared_parameters(self.model.networks()), replicas, self.method.combine_gradients)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), p.max_grad_norm)
         self.optimizer.step()
 
@@ -368,31 +413,8 @@ class PPO:
             "ratio_mean": ratio.mean().item(), "grad_norm": float(grad_norm), **extra_stats,
         }
 
-    def _apply_combined_gradients(self, replicas: dict[str, Tensor]) -> float:
-        """Combine the replicas' per-task gradients ``[M, D]`` with the method and add the result to
-        the shared parameters' gradients (which hold any extra-loss gradient). Returns the mean
-        pairwise cosine similarity of the task gradients (NaN for one task)."""
-        shared = self.model.shared_parameters()
-        names = list(replicas)
-        per_task = torch.cat(
-            [(replicas[n].grad if replicas[n].grad is not None else torch.zeros_like(replicas[n])).reshape(self.num_tasks, -1)
-             for n in names],
-            dim=1,
-        )
-        combined = self.method.combine_gradients(per_task)
-        unit = per_task / per_task.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        cosine = unit @ unit.T
-        off_diagonal = ~torch.eye(self.num_tasks, dtype=torch.bool, device=cosine.device)
-        mean_cosine = cosine[off_diagonal].mean().item() if self.num_tasks > 1 else math.nan
-        offset = 0
-        for name in names:
-            param = shared[name]
-            piece = combined[offset: offset + param.numel()].view_as(param)
-            offset += param.numel()
-            param.grad = piece.clone() if param.grad is None else param.grad + piece
-        return mean_cosine
-
     # ----------------------------------------------------------------------------------------
+    # the Agent protocol
     def iterate(self) -> dict[str, float]:
         """One PPO iteration: anneal the learning rate, collect a rollout, update."""
         if self.ppo.anneal_lr:
@@ -400,9 +422,10 @@ class PPO:
             self.optimizer.param_groups[0]["lr"] = fraction * self.ppo.learning_rate
         start = time.perf_counter()
         rollout = self.collect_rollout()
-        self.method.begin_update(self.model, self.iteration / self.num_iterations)
+        networks = self.model.networks()
+        self.method.begin_update(networks, self.iteration / self.num_iterations)
         stats = self.update(rollout)
-        self.method.end_update(self.model)
+        self.method.end_update(networks)
         elapsed = time.perf_counter() - start
         self.iteration += 1
         stats["sps"] = self.batch_per_task * self.num_tasks / elapsed
@@ -414,40 +437,26 @@ class PPO:
         episodes, self.episodes = self.episodes, EpisodeLog.empty(self.num_tasks)
         return episodes
 
+    def reset_observations(self, obs: np.ndarray) -> None:
+        self.next_obs = self._tensor(obs)
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(), "method": self.method.state_dict(),
+            "iteration": self.iteration, "steps_per_task": self.steps_per_task, "next_obs": self.next_obs,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.method.load_state_dict(state["method"])
+        self.iteration, self.steps_per_task = state["iteration"], state["steps_per_task"]
+        self.next_obs = state["next_obs"].to(self.device)
+
     def _tensor(self, array: np.ndarray) -> Tensor:
         return torch.as_tensor(array, device=self.device, dtype=torch.float32)
 
 
-def evaluate(model: ActorCritic, make_env: Callable[[int], MultiTaskVecEnv], episodes: int,
-             device="cpu", strategy: str = "mean", seed: int = 0) -> EpisodeLog:
-    """Deterministic (greedy) policy: one episode on each of ``episodes`` copies per task.
-    ``make_env(envs_per_task)`` builds the evaluation env.
-
-    ``strategy`` chooses the weights (:mod:`varshare.eval.strategies`): ``"mean"`` — the mean
-    weights (``noise=None``); ``"sample-K"`` — K full weight draws per copy, made before the
-    episode and held for all of it, acting greedily on the average of the K action distributions.
-    ``seed`` seeds the weight draws (the env's seed is ``make_env``'s business)."""
-    env = make_env(episodes)
-    try:
-        obs = torch.as_tensor(env.reset(), dtype=torch.float32, device=device)
-        policy = EvalPolicy(model, strategy, episodes, seed=seed, device=device)
-        finished = np.zeros((env.num_tasks, episodes), dtype=bool)
-        log = EpisodeLog.empty(env.num_tasks)
-        with torch.no_grad():
-            while not finished.all():
-                action = policy.act(obs)
-                step = env.step(action.cpu().numpy())
-                newly = step.done & ~finished
-                for m, n in zip(*np.nonzero(newly)):
-                    log.returns[m].append(float(step.episode_return[m, n]))
-                    log.lengths[m].append(int(step.episode_length[m, n]))
-                    log.successes[m].append(bool(step.episode_success[m, n]))
-                finished |= step.done
-                obs = torch.as_tensor(step.obs, dtype=torch.float32, device=device)
-    finally:
-        env.close()
-    return log
-
-
-def mean_or_nan(values: list[float]) -> float:
-    return float(np.mean(values)) if values else math.nan
+AGENT = PPO

@@ -2,7 +2,8 @@
 
 Every table here is a :class:`pandas.DataFrame` in long ("tidy") form unless stated otherwise.
 Returns are undiscounted episode returns of the deterministic evaluation policy (see
-:data:`varshare.train.EVAL_PROTOCOL`); ``step`` is environment steps *per task*.
+:data:`varshare.train.EVAL_PROTOCOL`); ``step`` is environment steps *per task*. A run is keyed by
+``(algo, method, seed)``: every table carries ``algo``, and runs of different algorithms never merge.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from varshare.analysis.style import ordered_methods
+from varshare.analysis.style import ordered_algos, ordered_methods
 from varshare.run_io import METRIC_COLUMNS
 
 EVAL_METRIC = "eval_return"
@@ -29,8 +30,8 @@ def load_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
         run_dirs: directories written by ``varshare train``; each must hold ``done.json``.
 
     Returns:
-        Columns ``run, method, seed, task, step, metric, value`` (str, str, int, str, int, str,
-        float), the rows of every run in the order given.
+        Columns ``run, algo, method, seed, task, step, metric, value`` (str, str, str, int, str, int,
+        str, float), the rows of every run in the order given.
 
     Raises:
         RunDirectoryError: naming the directory, when it does not exist, has no ``done.json``
@@ -67,15 +68,15 @@ def load_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def _eval_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The per-task ``eval_return`` rows, checked: one run per (method, seed), every task at every
-    evaluation step of a run."""
+    """The per-task ``eval_return`` rows, checked: one run per (algo, method, seed), every task at
+    every evaluation step of a run."""
     rows = df[df["metric"] == EVAL_METRIC]
     if rows.empty:
         raise RunDirectoryError(f"no {EVAL_METRIC!r} rows in the metrics")
-    runs_per_key = rows.groupby(["method", "seed"])["run"].nunique()
+    runs_per_key = rows.groupby(["algo", "method", "seed"])["run"].nunique()
     if (runs_per_key > 1).any():
         clash = runs_per_key[runs_per_key > 1].index.tolist()
-        raise RunDirectoryError(f"several runs share (method, seed) {clash}: aggregate one suite at a time")
+        raise RunDirectoryError(f"several runs share (algo, method, seed) {clash}: aggregate one suite at a time")
     if rows.duplicated(["run", "task", "step"]).any():
         raise RunDirectoryError(f"duplicate {EVAL_METRIC!r} rows for the same (run, task, step)")
     for run, group in rows.groupby("run", sort=False):
@@ -87,10 +88,13 @@ def _eval_rows(df: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def _sort(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Sort by ``by`` with methods in :func:`ordered_methods` order; fresh integer index."""
-    rank = {m: i for i, m in enumerate(ordered_methods(df["method"]))}
-    return df.sort_values(by, key=lambda col: col.map(rank) if col.name == "method" else col,
+def _sort(df: pd.DataFrame, by: list[str], **orders: list) -> pd.DataFrame:
+    """Sort by ``by`` (stable; fresh integer index): algorithms in :func:`ordered_algos` order,
+    methods in :func:`ordered_methods` order, a column named in ``orders`` in the order given, other
+    columns by value."""
+    orders = {"algo": ordered_algos(df["algo"]), "method": ordered_methods(df["method"]), **orders}
+    rank = {column: {value: i for i, value in enumerate(values)} for column, values in orders.items()}
+    return df.sort_values(by, key=lambda col: col.map(rank[col.name]) if col.name in rank else col,
                           kind="stable").reset_index(drop=True)
 
 
@@ -101,14 +105,14 @@ def eval_curves(df: pd.DataFrame) -> pd.DataFrame:
         df: metrics of :func:`load_runs`.
 
     Returns:
-        Columns ``method, seed, step, return``: one row per (run, evaluation step), ``return`` the
-        mean over the run's tasks of ``eval_return`` (NaN if any task's is NaN, as in training's
-        ``eval_return_mean``); sorted by method, seed, step.
+        Columns ``algo, method, seed, step, return``: one row per (run, evaluation step), ``return``
+        the mean over the run's tasks of ``eval_return`` (NaN if any task's is NaN, as in training's
+        ``eval_return_mean``); sorted by algo, method, seed, step.
     """
     rows = _eval_rows(df)
-    curves = (rows.groupby(["method", "seed", "step"])["value"]
+    curves = (rows.groupby(["algo", "method", "seed", "step"])["value"]
               .agg(lambda values: values.to_numpy().mean()).rename("return").reset_index())
-    return _sort(curves, ["method", "seed", "step"])
+    return _sort(curves, ["algo", "method", "seed", "step"])
 
 
 def final_returns(df: pd.DataFrame) -> pd.DataFrame:
@@ -118,41 +122,42 @@ def final_returns(df: pd.DataFrame) -> pd.DataFrame:
         df: metrics of :func:`load_runs`.
 
     Returns:
-        Columns ``method, seed, task, step, return``: one row per (run, task), ``step`` the run's
-        last evaluation step (env steps per task); sorted by method, seed, then task in suite order
-        (the order tasks first appear in the metrics).
+        Columns ``algo, method, seed, task, step, return``: one row per (run, task), ``step`` the
+        run's last evaluation step (env steps per task); sorted by algo, method, seed, then task in
+        suite order (the order tasks first appear in the metrics).
     """
     rows = _eval_rows(df)
     last = rows.groupby("run")["step"].transform("max")
     final = rows[rows["step"] == last].rename(columns={"value": "return"})
-    final = final[["method", "seed", "task", "step", "return"]]
-    task_rank = {t: i for i, t in enumerate(rows["task"].unique())}
-    rank = {m: i for i, m in enumerate(ordered_methods(final["method"]))}
-    order = {"method": rank, "task": task_rank}
-    return final.sort_values(["method", "seed", "task"], kind="stable",
-                             key=lambda col: col.map(order[col.name]) if col.name in order else col
-                             ).reset_index(drop=True)
+    final = final[["algo", "method", "seed", "task", "step", "return"]]
+    return _sort(final, ["algo", "method", "seed", "task"], task=list(rows["task"].unique()))
 
 
 def per_task_table(final: pd.DataFrame) -> pd.DataFrame:
-    """Final return per task and method, over seeds: a wide table for reading.
+    """Final return per algorithm, task and method, over seeds: a wide table for reading.
 
     Args:
         final: output of :func:`final_returns`.
 
     Returns:
-        One row per task (suite order): column ``task``; for each method (in
-        :func:`ordered_methods` order) ``<method>_mean`` and ``<method>_std``, the mean and sample
-        standard deviation (ddof 1; NaN with one seed) of the final return over seeds; and
-        ``num_seeds``, the fewest seeds any method has on that task.
+        One row per (algo, task) (algorithms in :func:`ordered_algos` order, then tasks in suite
+        order): columns ``algo, task``; for each method (in :func:`ordered_methods` order)
+        ``<method>_mean`` and ``<method>_std``, the mean and sample standard deviation (ddof 1; NaN
+        with one seed, or where the algorithm has no run of the method) of the final return over
+        seeds; and ``num_seeds``, the fewest seeds any of the algorithm's methods has on that task.
     """
     tasks = list(final["task"].unique())
     methods = ordered_methods(final["method"])
-    grouped = final.groupby(["task", "method"])["return"]
-    stats = grouped.agg(["mean", "std", "count"])
-    table = pd.DataFrame({"task": tasks})
-    for method in methods:
-        for stat in ("mean", "std"):
-            table[f"{method}_{stat}"] = [stats[stat].get((task, method), float("nan")) for task in tasks]
-    table["num_seeds"] = [int(min(stats["count"].get((task, m), 0) for m in methods)) for task in tasks]
-    return table
+    stats = final.groupby(["algo", "task", "method"])["return"].agg(["mean", "std", "count"])
+    rows = []
+    for algo in ordered_algos(final["algo"]):
+        own = final.loc[final["algo"] == algo, "method"].unique()
+        for task in tasks:
+            row = {"algo": algo, "task": task}
+            for method in methods:
+                for stat in ("mean", "std"):
+                    row[f"{method}_{stat}"] = stats[stat].get((algo, task, method), float("nan"))
+            row["num_seeds"] = int(min(stats["count"].get((algo, task, m), 0) for m in own))
+            rows.append(row)
+    columns = ["algo", "task", *(f"{m}_{stat}" for m in methods for stat in ("mean", "std")), "num_seeds"]
+    return pd.DataFrame(rows, columns=columns)

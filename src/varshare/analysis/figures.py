@@ -3,7 +3,9 @@
 Figures are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot, no
 display, no global figure state) and saved atomically: to a temporary file in the target directory,
 then ``os.replace``. Methods keep the colours of :data:`varshare.analysis.style.METHOD_COLORS` in
-every figure.
+every figure. Every table drawn has an ``algo`` column: when a figure's rows hold several algorithms,
+each line (bar, panel) is one (name, algorithm), labelled ``"name (algo)"`` and dashed per algorithm
+(:func:`~varshare.analysis.style.algo_dashes`); with one algorithm labels are the names alone.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from varshare.analysis.style import REGIME_COLORS, method_color, ordered_methods
+from varshare.analysis.style import REGIME_COLORS, algo_dashes, method_color, ordered_algos, ordered_methods
 from varshare.config import REGIMES
 from varshare.io import atomic_output
 
@@ -45,21 +47,42 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
-def _labels(methods: list[str], counts: pd.Series) -> dict[str, str]:
-    """``method`` → ``"method (n=seeds)"`` legend label."""
-    return {m: f"{m} (n={int(counts[m])})" for m in methods}
+def _algos(tables: list[pd.DataFrame]) -> list[str]:
+    """The algorithms of the rows a figure draws (:func:`ordered_algos` order)."""
+    return ordered_algos(pd.concat([t["algo"] for t in tables]))
 
 
-def _draw_curves(ax, curves: pd.DataFrame, hue: str, title: str) -> None:
-    """Mean ± std over seeds of ``return`` against ``step``, one line per value of ``hue``."""
+def _name(name: str, algo: str, algos: list[str]) -> str:
+    """``name``, or ``"name (algo)"`` when the figure draws several ``algos``."""
+    return f"{name} ({algo})" if len(algos) > 1 else name
+
+
+def _keys(table: pd.DataFrame, column: str, names: list[str], algos: list[str]) -> list[tuple[str, str]]:
+    """The ``(name, algo)`` pairs present in ``table`` (``name`` a value of ``column``): names in
+    the order given, each name's algorithms in ``algos`` order."""
+    present = set(zip(table[column], table["algo"]))
+    return [(n, a) for n in names for a in algos if (n, a) in present]
+
+
+def _rows_of(table: pd.DataFrame, method: str, algo: str) -> pd.DataFrame:
+    """The rows of ``table`` of one (method, algo)."""
+    return table[(table["method"] == method) & (table["algo"] == algo)]
+
+
+def _draw_curves(ax, curves: pd.DataFrame, hue: str, title: str, algos: list[str]) -> None:
+    """Mean ± std over seeds of ``return`` against ``step``, one line per (value of ``hue``, algo)."""
     names = ordered_methods(curves[hue]) if hue == "method" else list(dict.fromkeys(curves[hue]))
-    labels = _labels(names, curves.groupby(hue)["seed"].nunique())
-    data = curves.assign(label=curves[hue].map(labels))
-    palette = ({labels[m]: method_color(m) for m in names} if hue == "method"
-               else dict(zip([labels[n] for n in names], sns.color_palette("colorblind", len(names)))))
-    sns.lineplot(data=data, x="step", y="return", hue="label", hue_order=[labels[n] for n in names],
-                 palette=palette, estimator="mean", errorbar="sd", err_kws={"alpha": 0.2, "linewidth": 0},
-                 linewidth=1.8, ax=ax)
+    colors = ({n: method_color(n) for n in names} if hue == "method"
+              else dict(zip(names, sns.color_palette("colorblind", len(names)))))
+    keys = _keys(curves, hue, names, algos)
+    seeds = curves.groupby([hue, "algo"])["seed"].nunique()
+    labels = {key: f"{_name(*key, algos)} (n={int(seeds[key])})" for key in keys}
+    dashes = algo_dashes(algos)
+    data = curves.assign(label=[labels[key] for key in zip(curves[hue], curves["algo"])])
+    order = [labels[key] for key in keys]
+    sns.lineplot(data=data, x="step", y="return", hue="label", hue_order=order, style="label", style_order=order,
+                 palette={labels[k]: colors[k[0]] for k in keys}, dashes={labels[k]: dashes[k[1]] for k in keys},
+                 estimator="mean", errorbar="sd", err_kws={"alpha": 0.2, "linewidth": 0}, linewidth=1.8, ax=ax)
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.set_xlabel(STEP_LABEL)
     ax.set_ylabel(RETURN_LABEL)
@@ -72,14 +95,14 @@ def plot_learning_curves(curves: pd.DataFrame, title: str, out_png: str | Path, 
     """Task-averaged evaluation return against env steps per task, one line per method.
 
     Args:
-        curves: output of :func:`varshare.analysis.aggregate.eval_curves` (columns method, seed,
-            step, return).
+        curves: output of :func:`varshare.analysis.aggregate.eval_curves` (columns algo, method,
+            seed, step, return).
         title: figure title.
         out_png, out_pdf: output files (PNG at :data:`PNG_DPI` dpi).
 
     Each line is the mean over seeds at each evaluation step; the shaded band is ± one sample
     standard deviation over seeds (absent for a method with one seed). Legend labels give the
-    number of seeds ``n``.
+    number of seeds ``n``; a method run with several algorithms has a line per algorithm.
     """
     plot_curve_panels([(title, curves)], None, out_png, out_pdf)
 
@@ -89,13 +112,14 @@ def plot_curve_panels(panels: list[tuple[str, pd.DataFrame]], title: str | None,
     """Side-by-side learning-curve panels (e.g. one per suite), each as :func:`plot_learning_curves`.
 
     Args:
-        panels: ``(panel title, curves)``; curves have columns ``seed, step, return`` and ``hue``.
+        panels: ``(panel title, curves)``; curves have columns ``algo, seed, step, return`` and ``hue``.
         title: figure title above the panels (None: none).
         hue: the column whose values are the lines (``method``, or ``strategy`` for Fig. 3).
     """
+    algos = _algos([curves for _, curves in panels])
     figure = _new_figure(6.4 * len(panels), 4.2 + (0.3 if title else 0))
     for index, (panel_title, curves) in enumerate(panels):
-        _draw_curves(figure.add_subplot(1, len(panels), index + 1), curves, hue, panel_title)
+        _draw_curves(figure.add_subplot(1, len(panels), index + 1), curves, hue, panel_title, algos)
     if title:
         figure.suptitle(title)
     save_figure(figure, out_png)
@@ -108,8 +132,12 @@ def plot_sharing_map(panels: list[tuple[str, pd.DataFrame]], title: str, out_png
 
     Args:
         panels: ``(panel title, table)`` with the columns of
-            :func:`varshare.analysis.portfolio.sharing_map` for one method.
+            :func:`varshare.analysis.portfolio.sharing_map` for one method; a table holding several
+            algorithms is drawn as one panel per algorithm, titled ``"panel title (algo)"``.
     """
+    algos = _algos([table for _, table in panels])
+    panels = [(_name(panel_title, algo, algos), table[table["algo"] == algo])
+              for panel_title, table in panels for algo in algos if (table["algo"] == algo).any()]
     figure = _new_figure(1.2 + 0.55 * max(t["task"].nunique() for _, t in panels) * len(panels), 4.6)
     for index, (panel_title, table) in enumerate(panels):
         ax = figure.add_subplot(1, len(panels), index + 1)
@@ -128,22 +156,24 @@ def plot_iqm(iqm_df: pd.DataFrame, title: str, out_png: str | Path, out_pdf: str
     """Horizontal interval plot: each method's IQM of final return with its 95% CI.
 
     Args:
-        iqm_df: output of :func:`varshare.analysis.stats.iqm_with_ci` (columns method, iqm,
+        iqm_df: output of :func:`varshare.analysis.stats.iqm_with_ci` (columns algo, method, iqm,
             ci_low, ci_high, num_runs).
         title: figure title.
         out_png, out_pdf: output files.
 
     A bar spans ``[ci_low, ci_high]`` and a black tick marks the IQM; a method without an interval
-    (NaN, e.g. one seed) is drawn as a diamond at its IQM.
+    (NaN, e.g. one seed) is drawn as a diamond at its IQM. A method run with several algorithms has
+    a bar per algorithm.
     """
-    methods = ordered_methods(iqm_df["method"])
-    by_method = iqm_df.set_index("method")
-    labels = _labels(methods, by_method["num_runs"])
-    figure = _new_figure(6.4, 0.9 + 0.45 * len(methods))
+    algos = _algos([iqm_df])
+    keys = _keys(iqm_df, "method", ordered_methods(iqm_df["method"]), algos)
+    by_key = iqm_df.set_index(["method", "algo"])
+    labels = [f"{_name(*key, algos)} (n={int(by_key.loc[key, 'num_runs'])})" for key in keys]
+    figure = _new_figure(6.4, 0.9 + 0.45 * len(keys))
     ax = figure.add_subplot()
-    for y, method in enumerate(methods):
-        row = by_method.loc[method]
-        color = method_color(method)
+    for y, key in enumerate(keys):
+        row = by_key.loc[key]
+        color = method_color(key[0])
         if math.isnan(row["ci_low"]) or math.isnan(row["ci_high"]):
             ax.plot([row["iqm"]], [y], marker="D", color=color, markersize=7)
         else:
@@ -151,10 +181,10 @@ def plot_iqm(iqm_df: pd.DataFrame, title: str, out_png: str | Path, out_pdf: str
             ax.vlines(row["iqm"], y - 0.3, y + 0.3, color="black", linewidth=2)
     ax.use_sticky_edges = False  # bars start at ci_low: keep a margin around them
     ax.margins(x=0.05)
-    ax.set_yticks(range(len(methods)), [labels[m] for m in methods])
-    ax.set_ylim(len(methods) - 0.5, -0.5)  # first method on top
+    ax.set_yticks(range(len(keys)), labels)
+    ax.set_ylim(len(keys) - 0.5, -0.5)  # first method on top
     label = "IQM of final evaluation return (95% stratified bootstrap CI)"
-    if by_method[["ci_low", "ci_high"]].isna().to_numpy().any():
+    if by_key[["ci_low", "ci_high"]].isna().to_numpy().any():
         label += "\n◆: IQM without CI (one seed: no runs to resample)"
     ax.set_xlabel(label)
     ax.set_title(title)
@@ -168,19 +198,23 @@ def plot_pruning(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: st
     """Task-averaged return after pruning against the fraction of residual parameters kept.
 
     Args:
-        panels: ``(panel title, sweep)`` with the rows of ``varshare prune`` (columns run, method,
-            seed, eps, task, metric, value) of one or more runs; the ``task == "all"`` rows
-            ``kept_fraction`` and ``eval_return_mean`` are drawn, one line per seed, each point
-            labelled with its ε.
+        panels: ``(panel title, sweep)`` with the rows of ``varshare prune`` (columns run, algo,
+            method, seed, eps, task, metric, value) of one or more runs; the ``task == "all"`` rows
+            ``kept_fraction`` and ``eval_return_mean`` are drawn, one line per (algo, seed), each
+            point labelled with its ε.
     """
+    algos = _algos([sweep for _, sweep in panels])
+    dashes = algo_dashes(algos)
     figure = _new_figure(6.0 * len(panels), 4.2)
     for index, (panel_title, sweep) in enumerate(panels):
         ax = figure.add_subplot(1, len(panels), index + 1)
-        rows = sweep[sweep["task"] == "all"].pivot_table(index=["seed", "eps"], columns="metric", values="value")
-        for seed, points in rows.groupby(level="seed"):
-            points = points.sort_index(level="eps")
-            ax.plot(points["kept_fraction"], points["eval_return_mean"], marker="o", label=f"seed {seed}")
-            for (_, eps), point in points.iterrows():
+        rows = sweep[sweep["task"] == "all"].pivot_table(index=["algo", "seed", "eps"], columns="metric",
+                                                         values="value")
+        for algo, seed in sorted(rows.index.droplevel("eps").unique(), key=lambda k: (algos.index(k[0]), k[1])):
+            points = rows.loc[(algo, seed)].sort_index()
+            ax.plot(points["kept_fraction"], points["eval_return_mean"], marker="o", dashes=dashes[algo],
+                    label=_name(f"seed {seed}", algo, algos))
+            for eps, point in points.iterrows():
                 ax.annotate(f"ε={eps:g}", (point["kept_fraction"], point["eval_return_mean"]),
                             fontsize="x-small", xytext=(3, 3), textcoords="offset points")
         ax.set_xlabel("fraction of residual parameters kept (|μ| ≥ ε)")
@@ -195,7 +229,8 @@ def plot_pruning(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: st
 
 def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame, threshold: float, title: str,
              out_png: str | Path, out_pdf: str | Path, seed: int = 0) -> None:
-    """Leave-one-out figure of one suite: one row per method, learning curves (left) and
+    """Leave-one-out figure of one suite: one row per method (per (method, algo) when the tables
+    hold several algorithms, titled ``"method (algo)"``), learning curves (left) and
     steps-to-threshold (right) per adaptation regime.
 
     Args:
@@ -211,19 +246,22 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
     runs (never reached it) count as the budget (dotted line), so the mean is then a lower bound.
     Skipped regimes are listed with their reason.
     """
-    methods = ordered_methods(pd.concat([curves["method"], skipped["method"]]))
-    figure = _new_figure(12.0, 0.6 + 3.4 * len(methods))
-    for row, method in enumerate(methods):
-        stats = summary[summary["method"] == method].set_index("regime")
+    runs = pd.concat([curves[["method", "algo"]], skipped[["method", "algo"]]])
+    algos = _algos([runs])
+    keys = _keys(runs, "method", ordered_methods(runs["method"]), algos)
+    figure = _new_figure(12.0, 0.6 + 3.4 * len(keys))
+    for row, (method, algo) in enumerate(keys):
+        name = _name(method, algo, algos)
+        stats = _rows_of(summary, method, algo).set_index("regime")
         regimes = [r for r in REGIMES if r in stats.index]
         label = {r: f"{r} (n={int(stats.loc[r, 'num_runs'])}, zero-shot {stats.loc[r, 'zero_shot_return']:.0f})"
                  for r in regimes}
-        skips = dict(skipped[skipped["method"] == method].drop_duplicates("regime")[["regime", "reason"]]
+        skips = dict(_rows_of(skipped, method, algo).drop_duplicates("regime")[["regime", "reason"]]
                      .itertuples(index=False))
         rows = [r for r in REGIMES if r in stats.index or r in skips]
 
-        ax = figure.add_subplot(len(methods), 2, 2 * row + 1)
-        data = curves[curves["method"] == method]
+        ax = figure.add_subplot(len(keys), 2, 2 * row + 1)
+        data = _rows_of(curves, method, algo)
         if not data.empty:
             sns.lineplot(data=data.assign(label=data["regime"].map(label)), x="step", y="return", hue="label",
                          hue_order=[label[r] for r in regimes], palette={label[r]: REGIME_COLORS[r] for r in regimes},
@@ -234,10 +272,10 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.set_xlabel("environment steps on the held-out task")
         ax.set_ylabel("evaluation return (held-out task)")
-        ax.set_title(f"{method}: learning the held-out task (threshold {threshold:g} dashed)")
+        ax.set_title(f"{name}: learning the held-out task (threshold {threshold:g} dashed)")
         ax.grid(alpha=0.3)
 
-        ax = figure.add_subplot(len(methods), 2, 2 * row + 2)
+        ax = figure.add_subplot(len(keys), 2, 2 * row + 2)
         budget = stats["budget"].max() if regimes else 1
         for y, regime in enumerate(rows):
             if regime in skips:
@@ -265,7 +303,7 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.set_xlabel(f"env steps to return ≥ {threshold:g} (mean, 95% stratified bootstrap CI)\n"
                       "censored runs count as the budget (dotted); ◆: no CI (one seed)")
-        ax.set_title(f"{method}: steps to threshold")
+        ax.set_title(f"{name}: steps to threshold")
         ax.grid(axis="x", alpha=0.3)
     figure.suptitle(title)
     save_figure(figure, out_png)

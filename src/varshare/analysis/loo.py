@@ -10,15 +10,15 @@ when the zero-shot policy already reaches it. A run that never reaches it is *ce
 as its budget (its last evaluation step), so a mean over runs with censored ones is a lower bound of
 the true mean. Resolution: the evaluation interval.
 
-**Statistics.** Per method and regime the runs form a matrix ``[seeds, held-out tasks]``; the mean
+**Statistics.** Per algorithm, method and regime the runs form a matrix ``[seeds, held-out tasks]``; the mean
 steps-to-threshold (and the mean zero-shot and final returns) come with 95% stratified-bootstrap
 CIs (:func:`~varshare.analysis.stats.bootstrap_interval`: seeds resampled within each held-out task;
 NaN with one seed).
 
 ``varshare loo-aggregate`` writes, into ``DIR``: ``loo_curves.csv`` (:func:`load_loo_runs`),
 ``loo_runs.csv`` (:func:`run_table`), ``loo_summary.csv`` (:func:`regime_summary`),
-``loo_skipped.csv`` (method, regime, holdout, seed, reason) and ``loo.json`` (inputs, threshold,
-bootstrap settings; written last).
+``loo_skipped.csv`` (algo, method, regime, holdout, seed, reason) and ``loo.json`` (inputs, threshold,
+bootstrap settings; written last). Every table is keyed by ``algo`` as well as ``method``.
 """
 
 from __future__ import annotations
@@ -30,35 +30,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from varshare.analysis.aggregate import EVAL_METRIC, RunDirectoryError, load_runs
+from varshare.analysis.aggregate import EVAL_METRIC, RunDirectoryError, _sort, load_runs
 from varshare.analysis.stats import CONFIDENCE, INTERVAL_METHOD, bootstrap_interval
-from varshare.analysis.style import ordered_methods
+from varshare.analysis.style import ordered_algos, ordered_methods
 from varshare.config import REGIMES
 from varshare.io import atomic_write_text
 
-CURVE_COLUMNS = ["method", "regime", "holdout", "seed", "step", "return"]
-SKIPPED_COLUMNS = ["method", "regime", "holdout", "seed", "reason"]
+RUN_KEYS = ["algo", "method", "regime", "holdout", "seed"]
+CURVE_COLUMNS = [*RUN_KEYS, "step", "return"]
+SKIPPED_COLUMNS = [*RUN_KEYS, "reason"]
 TABLES = ("loo_curves", "loo_runs", "loo_summary", "loo_skipped")
 
 
-def _sort(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Sort by ``by``: methods in :func:`ordered_methods` order, regimes in :data:`REGIMES` order."""
-    order = {"method": {m: i for i, m in enumerate(ordered_methods(df["method"]))},
-             "regime": {r: i for i, r in enumerate(REGIMES)}}
-    return df.sort_values(by, kind="stable", key=lambda col: col.map(order[col.name]) if col.name in order else col
-                          ).reset_index(drop=True)
+def _sort_runs(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Sort by ``by``: algorithms, methods and regimes (:data:`REGIMES`) in their fixed orders."""
+    return _sort(df, by, regime=list(REGIMES))
 
 
 def load_loo_runs(run_dirs: Iterable[str | Path], suite: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The adaptation runs' held-out-task evaluation curves, and the skipped regimes (of ``suite``, if given).
 
     Returns:
-        ``(curves, skipped)``: curves with columns ``method, regime, holdout, seed, step, return``
-        (one row per run and evaluation step); skipped with ``method, regime, holdout, seed, reason``.
+        ``(curves, skipped)``: curves with columns ``algo, method, regime, holdout, seed, step,
+        return`` (one row per run and evaluation step); skipped with ``algo, method, regime,
+        holdout, seed, reason``.
 
     Raises:
-        RunDirectoryError: a directory without ``done.json``, one that is not an adaptation run, or
-            a run of another suite.
+        RunDirectoryError: a directory without ``done.json``, one that is not an adaptation run (or
+            whose ``done.json`` names no ``algo``), or a run of another suite.
     """
     finished, skipped = [], []
     for directory in map(Path, run_dirs):
@@ -68,10 +67,13 @@ def load_loo_runs(run_dirs: Iterable[str | Path], suite: str | None = None) -> t
         summary = json.loads(done.read_text())
         if "adaptation" not in summary:
             raise RunDirectoryError(f"{directory}: not a leave-one-out adaptation run (`varshare adapt`)")
+        if "algo" not in summary:
+            raise RunDirectoryError(f"{done}: no 'algo' (written before runs were keyed by algorithm; rerun it)")
         if suite is not None and summary["run"].split("/")[0] != suite:
             raise RunDirectoryError(f"{directory}: run {summary['run']!r} is not a {suite} run")
         if "skipped" in summary:
-            skipped.append({"method": summary["method"], "regime": summary["adaptation"]["regime"],
+            skipped.append({"algo": summary["algo"], "method": summary["method"],
+                            "regime": summary["adaptation"]["regime"],
                             "holdout": summary["holdout"], "seed": summary["seed"], "reason": summary["skipped"]})
         else:
             finished.append((directory, summary))
@@ -83,8 +85,7 @@ def load_loo_runs(run_dirs: Iterable[str | Path], suite: str | None = None) -> t
     holdout = {s["run"]: s["holdout"] for _, s in finished}
     rows = df[(df["metric"] == EVAL_METRIC) & (df["task"] == df["run"].map(holdout))]
     curves = rows.assign(regime=rows["run"].map(regime), holdout=rows["task"]).rename(columns={"value": "return"})
-    return _sort(curves[CURVE_COLUMNS], ["method", "regime", "holdout", "seed", "step"]), _sort(
-        skipped, ["method", "regime", "holdout", "seed"])
+    return _sort_runs(curves[CURVE_COLUMNS], [*RUN_KEYS, "step"]), _sort_runs(skipped, RUN_KEYS)
 
 
 def steps_to_threshold(steps: np.ndarray, returns: np.ndarray, threshold: float) -> tuple[int, bool]:
@@ -97,50 +98,50 @@ def steps_to_threshold(steps: np.ndarray, returns: np.ndarray, threshold: float)
 
 
 def run_table(curves: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """One row per adaptation run: ``method, regime, holdout, seed, zero_shot_return`` (step 0),
-    ``final_return`` (last evaluation), ``budget`` (last evaluation step), ``steps_to_threshold``
+    """One row per adaptation run: ``algo, method, regime, holdout, seed, zero_shot_return`` (step
+    0), ``final_return`` (last evaluation), ``budget`` (last evaluation step), ``steps_to_threshold``
     and ``censored``."""
     rows = []
-    for (method, regime, holdout, seed), run in curves.groupby(["method", "regime", "holdout", "seed"], sort=False):
+    for (algo, method, regime, holdout, seed), run in curves.groupby(RUN_KEYS, sort=False):
         run = run.sort_values("step")
         steps, censored = steps_to_threshold(run["step"].to_numpy(), run["return"].to_numpy(), threshold)
         first, last = run.iloc[0], run.iloc[-1]
         if first["step"] != 0:
-            raise RunDirectoryError(f"{method}/{regime}/{holdout}/seed{seed}: no step-0 (zero-shot) evaluation")
-        rows.append({"method": method, "regime": regime, "holdout": holdout, "seed": int(seed),
+            raise RunDirectoryError(f"{algo}/{method}/{regime}/{holdout}/seed{seed}: no step-0 (zero-shot) evaluation")
+        rows.append({"algo": algo, "method": method, "regime": regime, "holdout": holdout, "seed": int(seed),
                      "zero_shot_return": first["return"], "final_return": last["return"], "budget": int(last["step"]),
                      "steps_to_threshold": steps, "censored": censored})
-    columns = ["method", "regime", "holdout", "seed", "zero_shot_return", "final_return", "budget",
-               "steps_to_threshold", "censored"]
-    return _sort(pd.DataFrame(rows, columns=columns), ["method", "regime", "holdout", "seed"])
+    columns = [*RUN_KEYS, "zero_shot_return", "final_return", "budget", "steps_to_threshold", "censored"]
+    return _sort_runs(pd.DataFrame(rows, columns=columns), RUN_KEYS)
 
 
 def regime_summary(runs: pd.DataFrame, seed: int, reps: int = 2000) -> pd.DataFrame:
-    """Per method and regime: the mean (over seeds and held-out tasks) of steps-to-threshold,
-    zero-shot return and final return, each with a 95% stratified-bootstrap CI
-    (``<quantity>``, ``<quantity>_ci_low``, ``<quantity>_ci_high``), plus ``num_runs``,
-    ``num_holdouts``, ``num_censored`` and ``budget`` (the largest).
+    """One row per (algo, method, regime): columns ``algo, method, regime``; the mean (over seeds
+    and held-out tasks) of steps-to-threshold, zero-shot return and final return, each with a 95%
+    stratified-bootstrap CI (``<quantity>``, ``<quantity>_ci_low``, ``<quantity>_ci_high``); then
+    ``num_runs``, ``num_holdouts``, ``num_censored`` and ``budget`` (the largest).
 
     Raises:
-        ValueError: when some (seed, held-out task) of a method and regime has no run.
+        ValueError: when some (seed, held-out task) of an algorithm, method and regime has no run.
     """
     rows = []
-    columns = ["method", "regime"] + [f"{q}{suffix}" for q in ("steps_to_threshold", "zero_shot_return", "final_return")
-                                      for suffix in ("", "_ci_low", "_ci_high")]
+    quantities = ("steps_to_threshold", "zero_shot_return", "final_return")
+    columns = ["algo", "method", "regime"]
+    columns += [f"{q}{suffix}" for q in quantities for suffix in ("", "_ci_low", "_ci_high")]
     columns += ["num_runs", "num_holdouts", "num_censored", "budget"]
-    for (method, regime), group in runs.groupby(["method", "regime"], sort=False):
-        row = {"method": method, "regime": regime}
-        for quantity in ("steps_to_threshold", "zero_shot_return", "final_return"):
+    for (algo, method, regime), group in runs.groupby(["algo", "method", "regime"], sort=False):
+        row = {"algo": algo, "method": method, "regime": regime}
+        for quantity in quantities:
             matrix = group.pivot(index="seed", columns="holdout", values=quantity).sort_index()
             if matrix.isna().to_numpy().any():
-                raise ValueError(f"{method}/{regime}: runs missing for some (seed, held-out task): "
+                raise ValueError(f"{algo}/{method}/{regime}: runs missing for some (seed, held-out task): "
                                  f"seeds {list(matrix.index)}, held-out tasks {list(matrix.columns)}")
             point, low, high = bootstrap_interval(matrix.to_numpy(dtype=float), np.mean, seed, reps)
             row.update({quantity: point, f"{quantity}_ci_low": low, f"{quantity}_ci_high": high})
         row.update({"num_runs": len(group), "num_holdouts": group["holdout"].nunique(),
                     "num_censored": int(group["censored"].sum()), "budget": int(group["budget"].max())})
         rows.append(row)
-    return _sort(pd.DataFrame(rows, columns=columns), ["method", "regime"])
+    return _sort_runs(pd.DataFrame(rows, columns=columns), ["algo", "method", "regime"])
 
 
 def write_loo_results(run_dirs: Iterable[str | Path], suite: str, threshold: float, out: str | Path,
@@ -161,6 +162,7 @@ def write_loo_results(run_dirs: Iterable[str | Path], suite: str, threshold: flo
         atomic_write_text(out / f"{name}.csv", table.to_csv(index=False, lineterminator="\n"))
     summary = {
         "suite": suite, "threshold": threshold, "run_dirs": run_dirs,
+        "algos": ordered_algos(pd.concat([curves["algo"], skipped["algo"]])),
         "methods": ordered_methods(pd.concat([curves["method"], skipped["method"]])),
         "regimes": [r for r in REGIMES if r in set(curves["regime"]) | set(skipped["regime"])],
         "holdouts": sorted(set(curves["holdout"]) | set(skipped["holdout"])),

@@ -23,19 +23,21 @@ SHARING_METRIC = "mu_abs_mean"
 
 
 def strategy_curves(df: pd.DataFrame) -> pd.DataFrame:
-    """Task-averaged return per (method, seed, step) under each strategy of :data:`STRATEGY_METRICS`.
+    """Task-averaged return per (algo, method, seed, step) under each strategy of :data:`STRATEGY_METRICS`.
 
     Returns:
-        Columns ``method, strategy, seed, step, return``; ``return`` is the mean over the tasks that
+        Columns ``algo, method, strategy, seed, step, return``, sorted in that order (strategies by
+        name); ``return`` is the mean over the tasks that
         have the metric at that step (training returns exist only for tasks that finished an
         episode in that iteration). Methods without sample-k evaluations (deterministic weights)
         have only the mean and training rows.
     """
     rows = df[df["metric"].isin(STRATEGY_METRICS) & (df["task"] != "all")]
-    curves = (rows.groupby(["method", "metric", "seed", "step"])["value"].mean()
+    curves = (rows.groupby(["algo", "method", "metric", "seed", "step"])["value"].mean()
               .rename("return").reset_index())
     curves["strategy"] = curves.pop("metric").map(STRATEGY_METRICS)
-    return _sort(curves[["method", "strategy", "seed", "step", "return"]], ["method", "strategy", "seed", "step"])
+    columns = ["algo", "method", "strategy", "seed", "step"]
+    return _sort(curves[[*columns, "return"]], columns)
 
 
 def sharing_map(df: pd.DataFrame) -> pd.DataFrame:
@@ -43,14 +45,14 @@ def sharing_map(df: pd.DataFrame) -> pd.DataFrame:
     over seeds: where the residuals moved away from the shared θ.
 
     Returns:
-        Columns ``method, layer, task, mu_abs_mean`` (empty when no run logs the diagnostic).
+        Columns ``algo, method, layer, task, mu_abs_mean``, sorted in that order (layers by name,
+        tasks in suite order); empty when no run logs the diagnostic.
     """
+    columns = ["algo", "method", "layer", "task"]
     rows = df[df["metric"].str.startswith(SHARING_METRIC + "/") & (df["task"] != "all")]
     if rows.empty:
-        return pd.DataFrame(columns=["method", "layer", "task", SHARING_METRIC])
+        return pd.DataFrame(columns=[*columns, SHARING_METRIC])
     last = rows["step"] == rows.groupby("run")["step"].transform("max")
     rows = rows[last].assign(layer=lambda r: r["metric"].str.split("/", n=1).str[1])
-    tasks = list(dict.fromkeys(rows["task"]))
-    table = rows.groupby(["method", "layer", "task"], sort=False)["value"].mean().rename(SHARING_METRIC).reset_index()
-    table["task"] = pd.Categorical(table["task"], categories=tasks, ordered=True)
-    return _sort(table, ["method", "layer", "task"]).assign(task=lambda t: t["task"].astype(str))
+    table = rows.groupby(columns, sort=False)["value"].mean().rename(SHARING_METRIC).reset_index()
+    return _sort(table, columns, task=list(dict.fromkeys(rows["task"])))

@@ -2,14 +2,15 @@
 
 ``varshare aggregate`` writes, into ``DIR``:
 
-* ``eval_curves.csv`` — :func:`~varshare.analysis.aggregate.eval_curves` (method, seed, step, return);
-* ``final_returns.csv`` — :func:`~varshare.analysis.aggregate.final_returns` (method, seed, task, step, return);
-* ``per_task_final.csv`` — :func:`~varshare.analysis.aggregate.per_task_table`;
-* ``iqm.csv`` — :func:`~varshare.analysis.stats.iqm_with_ci`;
+* ``eval_curves.csv`` — :func:`~varshare.analysis.aggregate.eval_curves` (algo, method, seed, step, return);
+* ``final_returns.csv`` — :func:`~varshare.analysis.aggregate.final_returns` (algo, method, seed, task, step,
+  return);
+* ``per_task_final.csv`` — :func:`~varshare.analysis.aggregate.per_task_table` (a row per algo and task);
+* ``iqm.csv`` — :func:`~varshare.analysis.stats.iqm_with_ci` (a row per algo and method);
 * ``strategy_curves.csv`` — :func:`~varshare.analysis.portfolio.strategy_curves` (Fig. 3);
 * ``sharing_map.csv`` — :func:`~varshare.analysis.portfolio.sharing_map` (the sharing map);
-* ``aggregate.json`` — what went in (runs, methods, seeds, tasks), the bootstrap settings and the
-  package versions, written last.
+* ``aggregate.json`` — what went in (runs, algos, methods, seeds per algo and method, tasks), the
+  bootstrap settings and the package versions, written last.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pandas as pd
 from varshare.analysis.aggregate import RunDirectoryError, eval_curves, final_returns, load_runs, per_task_table
 from varshare.analysis.portfolio import sharing_map, strategy_curves
 from varshare.analysis.stats import CONFIDENCE, INTERVAL_METHOD, iqm_with_ci
-from varshare.analysis.style import ordered_methods
+from varshare.analysis.style import ordered_algos, ordered_methods
 from varshare.io import atomic_write_text
 from varshare.run_io import git_commit
 
@@ -36,6 +37,16 @@ def _version(name: str) -> str:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
+
+
+def _seeds(final: pd.DataFrame) -> dict[str, dict[str, list[int]]]:
+    """``{algo: {method: seeds ascending}}`` of the runs in ``final`` (algorithm and method order)."""
+    seeds = {}
+    for algo in ordered_algos(final["algo"]):
+        rows = final[final["algo"] == algo]
+        seeds[algo] = {method: sorted(int(s) for s in rows.loc[rows["method"] == method, "seed"].unique())
+                       for method in ordered_methods(rows["method"])}
+    return seeds
 
 
 def write_aggregate(run_dirs: Iterable[str | Path], suite: str, out: str | Path,
@@ -66,14 +77,14 @@ def write_aggregate(run_dirs: Iterable[str | Path], suite: str, out: str | Path,
     out = Path(out)
     for name, table in tables.items():
         atomic_write_text(out / f"{name}.csv", table.to_csv(index=False, lineterminator="\n"))
-    methods = ordered_methods(df["method"])
     summary = {
         "suite": suite,
         "num_runs": int(df["run"].nunique()),
         "runs": list(df["run"].unique()),
         "run_dirs": run_dirs,
-        "methods": methods,
-        "seeds": {m: sorted(int(s) for s in final.loc[final["method"] == m, "seed"].unique()) for m in methods},
+        "algos": ordered_algos(df["algo"]),
+        "methods": ordered_methods(df["method"]),
+        "seeds": _seeds(final),
         "tasks": list(final["task"].unique()),
         "final_steps_per_task": sorted(int(s) for s in final["step"].unique()),
         "bootstrap": {"seed": bootstrap_seed, "reps": reps, "confidence": CONFIDENCE,
@@ -94,6 +105,23 @@ def read_table(results: str | Path, name: str) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; run `varshare aggregate` first")
     columns = pd.read_csv(path, nrows=0).columns
-    names = [c for c in ("method", "task", "strategy", "layer") if c in columns]
+    names = [c for c in ("algo", "method", "task", "strategy", "layer") if c in columns]
     return pd.read_csv(path, dtype={c: str for c in names}, keep_default_na=False,
                        na_values={c: ["", "nan", "NaN"] for c in columns if c not in names})
+
+
+def select_rows(table: pd.DataFrame, methods: list[str] | None = None, algo: str | None = None) -> pd.DataFrame:
+    """The rows of ``table`` (with columns ``method`` and ``algo``) whose method is one of
+    ``methods`` and whose algorithm is ``algo``; None selects every method / algorithm."""
+    keep = pd.Series(True, index=table.index)
+    if methods is not None:
+        keep &= table["method"].isin(methods)
+    if algo is not None:
+        keep &= table["algo"] == algo
+    return table[keep]
+
+
+def selection_text(methods: list[str] | None = None, algo: str | None = None) -> str:
+    """What :func:`select_rows` selected, for messages: ``"methods [...] and algo 'ppo'"``."""
+    parts = ([f"methods {list(methods)}"] if methods is not None else []) + ([f"algo {algo!r}"] if algo else [])
+    return " and ".join(parts) or "any method and algo"

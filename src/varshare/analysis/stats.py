@@ -1,11 +1,12 @@
-"""Final performance per method: interquartile mean (IQM) with a 95% stratified-bootstrap CI.
+"""Final performance per (algorithm, method): interquartile mean (IQM) with a 95% stratified-bootstrap
+CI.
 
 Definitions are rliable's (Agarwal et al., 2021, "Deep RL at the Edge of the Statistical
-Precipice"): a method's scores form a matrix ``[num_runs, num_tasks]`` (runs = seeds); the IQM is
-the mean of the middle 50% of all its entries (``scipy.stats.trim_mean(scores, 0.25)``: with
-``n`` scores, ``floor(n / 4)`` are dropped from each end); the stratified bootstrap resamples runs
-with replacement independently within each task, and the interval is the percentile interval of
-the bootstrap IQMs.
+Precipice"): the scores of a method under one algorithm form a matrix ``[num_runs, num_tasks]``
+(runs = seeds); the IQM is the mean of the middle 50% of all its entries
+(``scipy.stats.trim_mean(scores, 0.25)``: with ``n`` scores, ``floor(n / 4)`` are dropped from each
+end); the stratified bootstrap resamples runs with replacement independently within each task, and
+the interval is the percentile interval of the bootstrap IQMs.
 
 rliable draws its resampling indices from numpy's *global* RNG, so :func:`iqm_with_ci` seeds it
 and restores the caller's state afterwards.
@@ -19,29 +20,31 @@ import numpy as np
 import pandas as pd
 from rliable import library, metrics
 
-from varshare.analysis.style import ordered_methods
+from varshare.analysis.style import ordered_algos, ordered_methods
 
 CONFIDENCE = 0.95
 INTERVAL_METHOD = "percentile"
 
 
-def score_matrix(final: pd.DataFrame, method: str) -> np.ndarray:
-    """Final returns of ``method`` as a ``[num_seeds, num_tasks]`` float array.
+def score_matrix(final: pd.DataFrame, algo: str, method: str) -> np.ndarray:
+    """Final returns of ``method`` under ``algo`` as a ``[num_seeds, num_tasks]`` float array.
 
     Seeds ascending, tasks in the order they first appear in ``final``.
 
     Raises:
-        ValueError: when some (seed, task) of the method has no return, or a duplicate one.
+        ValueError: when some (seed, task) of the algorithm and method has no return, or a
+            duplicate one.
     """
-    rows = final[final["method"] == method]
+    rows = final[(final["algo"] == algo) & (final["method"] == method)]
+    name = f"{algo}/{method}"
     if rows.duplicated(["seed", "task"]).any():
-        raise ValueError(f"{method}: several final returns for one (seed, task)")
+        raise ValueError(f"{name}: several final returns for one (seed, task)")
     tasks = list(final["task"].unique())
     matrix = rows.pivot(index="seed", columns="task", values="return").reindex(columns=tasks).sort_index()
     if matrix.isna().to_numpy().any():
         missing = [(seed, task) for seed, task in zip(*np.nonzero(matrix.isna().to_numpy()))]
         names = [(int(matrix.index[s]), tasks[t]) for s, t in missing]
-        raise ValueError(f"{method}: no final return for (seed, task) {names[:5]}"
+        raise ValueError(f"{name}: no final return for (seed, task) {names[:5]}"
                          f"{' ...' if len(names) > 5 else ''} (runs of one suite must cover the same tasks)")
     return matrix.to_numpy(dtype=float)
 
@@ -76,28 +79,30 @@ def bootstrap_interval(scores: np.ndarray, aggregate: Callable[[np.ndarray], flo
 
 
 def iqm_with_ci(final: pd.DataFrame, seed: int, reps: int = 2000, task_bootstrap: bool = False) -> pd.DataFrame:
-    """IQM of each method's final per-task returns with a 95% stratified-bootstrap CI.
+    """IQM of the final per-task returns of each (algorithm, method) with a 95% stratified-bootstrap CI.
 
     Args:
-        final: output of :func:`varshare.analysis.aggregate.final_returns` (columns method, seed,
-            task, return).
-        seed: seeds numpy's global RNG before each method's bootstrap, so a method's interval
-            depends only on ``seed``, ``reps`` and its own scores (not on which other methods are
+        final: output of :func:`varshare.analysis.aggregate.final_returns` (columns algo, method,
+            seed, task, return).
+        seed: seeds numpy's global RNG before each (algorithm, method)'s bootstrap, so its interval
+            depends only on ``seed``, ``reps`` and its own scores (not on which others are
             present); the caller's global RNG state is restored afterwards.
         reps: bootstrap replications.
         task_bootstrap: also resample tasks (rliable's ``task_bootstrap``), i.e. include the
             uncertainty of having picked these tasks; the default resamples runs only.
 
     Returns:
-        One row per method (:func:`ordered_methods` order), columns ``method, iqm, ci_low, ci_high,
-        num_runs, num_tasks``; returns in the evaluation return's units. With a single run and
-        ``task_bootstrap=False`` ``ci_low`` and ``ci_high`` are NaN (:func:`bootstrap_interval`).
+        One row per (algo, method) present (:func:`ordered_algos`, then :func:`ordered_methods`
+        order), columns ``algo, method, iqm, ci_low, ci_high, num_runs, num_tasks``; returns in the
+        evaluation return's units. With a single run and ``task_bootstrap=False`` ``ci_low`` and
+        ``ci_high`` are NaN (:func:`bootstrap_interval`).
     """
     rows = []
-    for method in ordered_methods(final["method"]):
-        scores = score_matrix(final, method)
-        num_runs, num_tasks = scores.shape
-        point, low, high = bootstrap_interval(scores, metrics.aggregate_iqm, seed, reps, task_bootstrap)
-        rows.append({"method": method, "iqm": point, "ci_low": low, "ci_high": high,
-                     "num_runs": num_runs, "num_tasks": num_tasks})
-    return pd.DataFrame(rows, columns=["method", "iqm", "ci_low", "ci_high", "num_runs", "num_tasks"])
+    for algo in ordered_algos(final["algo"]):
+        for method in ordered_methods(final.loc[final["algo"] == algo, "method"]):
+            scores = score_matrix(final, algo, method)
+            num_runs, num_tasks = scores.shape
+            point, low, high = bootstrap_interval(scores, metrics.aggregate_iqm, seed, reps, task_bootstrap)
+            rows.append({"algo": algo, "method": method, "iqm": point, "ci_low": low, "ci_high": high,
+                         "num_runs": num_runs, "num_tasks": num_tasks})
+    return pd.DataFrame(rows, columns=["algo", "method", "iqm", "ci_low", "ci_high", "num_runs", "num_tasks"])

@@ -1,11 +1,11 @@
-"""How methods are ordered and coloured, the same in every table and figure."""
+"""How algorithms and methods are ordered, and methods coloured, the same in every table and figure."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
 
-from varshare.config import METHODS
+from varshare.config import ALGOS, METHODS
 
 #: Fixed colour of each method (colour-blind-friendly "tab10"-like hues); never depends on which
 #: methods a figure happens to show.
@@ -53,3 +53,18 @@ def ordered_methods(names: Iterable[str]) -> list[str]:
     """Distinct ``names`` in :data:`varshare.config.METHODS` order, unknown names after, sorted."""
     distinct = set(names)
     return [m for m in METHODS if m in distinct] + sorted(distinct - set(METHODS))
+
+
+def ordered_algos(names: Iterable[str]) -> list[str]:
+    """Distinct ``names`` in :data:`varshare.config.ALGOS` order, unknown names after, sorted."""
+    distinct = set(names)
+    return [a for a in ALGOS if a in distinct] + sorted(distinct - set(ALGOS))
+
+
+#: dash pattern of the n-th algorithm of a figure (matplotlib ``(on, off, ...)``; ``""`` solid)
+ALGO_DASHES: tuple = ("", (4, 2), (1, 1.5), (6, 2, 1, 2))
+
+
+def algo_dashes(algos: list[str]) -> dict[str, tuple | str]:
+    """``algo`` → dash pattern: the first solid, the next ones from :data:`ALGO_DASHES` in turn."""
+    return {algo: ALGO_DASHES[i % len(ALGO_DASHES)] for i, algo in enumerate(algos)}

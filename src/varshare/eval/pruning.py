@@ -18,7 +18,7 @@ Evaluation: the greedy mean-weight policy, one episode on each of ``episodes`` c
 with the same env seed for every ε. By default that seed and episode count are the ones of the
 run's final evaluation, so the ``ε = 0`` row reproduces the run's last ``eval_return`` values.
 
-Output (:func:`write_csv`): a tidy table ``run, method, seed, eps, task, metric, value``; ``task`` is
+Output (:func:`write_csv`): a tidy table ``run, algo, method, seed, eps, task, metric, value``; ``task`` is
 a task name or ``"all"``. Per task: ``kept_fraction``, ``task_bytes_sparse``, ``eval_return``,
 ``eval_length``, ``eval_success``. For ``all``: ``kept_fraction`` (over all tasks' residual
 entries), ``kept_fraction_actor``, ``task_bytes_sparse``, ``task_bytes_sparse_actor`` (means over
@@ -37,26 +37,30 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from varshare.algos.ppo import evaluate, mean_or_nan
+from torch import nn
+
 from varshare.envs import make_vec_env
+from varshare.eval.evaluate import evaluate, mean_or_nan
 from varshare.io import atomic_write_text
-from varshare.nn import ActorCritic, VariationalResidualLinear
+from varshare.nn import VariationalResidualLinear, named_layers
 from varshare.run_loading import LoadedRun, load_run
 
 #: bytes of one kept residual entry in the sparse encoding: float32 value + int32 index
 SPARSE_ENTRY_BYTES = 8
 #: bytes of one residual entry in the dense encoding: float32 value
 DENSE_ENTRY_BYTES = 4
-PRUNING_COLUMNS = ("run", "method", "seed", "eps", "task", "metric", "value")
+PRUNING_COLUMNS = ("run", "algo", "method", "seed", "eps", "task", "metric", "value")
 
 
 class PruningError(ValueError):
     """The run cannot be pruned (e.g. its method has no variational residuals)."""
 
 
-def variational_layers(model: ActorCritic) -> dict[str, VariationalResidualLinear]:
-    """Every :class:`VariationalResidualLinear` of ``model`` by module name."""
-    return {name: module for name, module in model.named_modules() if isinstance(module, VariationalResidualLinear)}
+def variational_layers(model: nn.Module) -> dict[str, VariationalResidualLinear]:
+    """Every :class:`VariationalResidualLinear` of a trained model's networks, by
+    ``"<network>.layers.<index>"``."""
+    return {name: layer for name, layer in named_layers(model.networks()).items()
+            if isinstance(layer, VariationalResidualLinear)}
 
 
 @dataclass
@@ -69,7 +73,7 @@ class ResidualCounts:
     total_actor: int
 
 
-def residual_counts(model: ActorCritic, eps: float) -> ResidualCounts:
+def residual_counts(model: nn.Module, eps: float) -> ResidualCounts:
     """Entries with ``|μ| ≥ eps`` per task, over weights and biases of every variational layer."""
     num_tasks = model.num_tasks
     kept, kept_actor = torch.zeros(num_tasks, dtype=torch.long), torch.zeros(num_tasks, dtype=torch.long)
@@ -87,7 +91,7 @@ def residual_counts(model: ActorCritic, eps: float) -> ResidualCounts:
 
 
 @torch.no_grad()
-def prune_residuals(model: ActorCritic, eps: float) -> ResidualCounts:
+def prune_residuals(model: nn.Module, eps: float) -> ResidualCounts:
     """Set ``μ = 0`` where ``|μ| < eps`` (in place, weights and biases of every variational layer);
     returns what is kept. ``eps = 0`` changes nothing."""
     layers = variational_layers(model)
@@ -108,7 +112,7 @@ def final_eval_seed(run: LoadedRun) -> int:
     from varshare.train import derived_seed
 
     metrics = run.directory / "metrics.csv"
-    count = len({r[4] for r in MetricsTable.load_rows(metrics) if r[5] == "eval_return"}) if metrics.is_file() else 1
+    count = len({r[5] for r in MetricsTable.load_rows(metrics) if r[6] == "eval_return"}) if metrics.is_file() else 1
     return derived_seed(run.seed, 1, max(count, 1) - 1)
 
 
@@ -137,7 +141,7 @@ def prune_sweep(directory: str | Path, eps_values: list[float], episodes: int | 
         log = evaluate(run.model, lambda n: make_vec_env(run.specs, n, seed=eval_seed), episodes, device=device)
 
         def add(task: str, metric: str, value: float) -> None:
-            rows.append((run.name, run.method, run.seed, eps, task, metric, float(value)))
+            rows.append((run.name, run.algo, run.method, run.seed, eps, task, metric, float(value)))
 
         for m, spec in enumerate(run.specs):
             add(spec.name, "kept_fraction", counts.kept[m].item() / counts.total)

@@ -19,11 +19,12 @@ class Contextual(Method):
     def make_layer(self, in_features, out_features, is_head, gain):
         return SharedLinear(in_features, out_features, self.num_tasks, gain)
 
-    def unseen_task_parameters(self, pretrained, model):
-        """The trained shared network, and as the new task's embedding (actor and critic each) the
+    def unseen_task_parameters(self, pretrained, new):
+        """The trained shared network, and as the new task's embedding (each network its own) the
         mean of the trained tasks' L2-normalised embeddings — the embeddings the network has seen
         (the forward pass normalises it again)."""
-        super().unseen_task_parameters(pretrained, model)
+        super().unseen_task_parameters(pretrained, new)
         with torch.no_grad():
-            for trained, new in ((pretrained.actor, model.actor), (pretrained.critic, model.critic)):
-                new.task_embedding.copy_(F.normalize(trained.task_embedding, dim=-1).mean(dim=0, keepdim=True))
+            for name, network in new.items():
+                trained = F.normalize(pretrained[name].task_embedding, dim=-1)
+                network.task_embedding.copy_(trained.mean(dim=0, keepdim=True))

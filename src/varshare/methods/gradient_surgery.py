@@ -1,5 +1,11 @@
 """PCGrad and CAGrad: the multi-head network, with the shared parameters' per-task gradients
-combined by gradient surgery (task heads keep their own gradients)."""
+combined by gradient surgery (task heads keep their own gradients).
+
+Both return a direction on the scale of the *sum* of the task losses, like every other parameter's
+gradient (losses are summed over tasks): PCGrad sums the projected gradients (as its official
+code); CAGrad's ``d`` is on the scale of the task *mean*, so it is multiplied by ``M``, as the
+official CAGrad code does "to match the sum loss".
+"""
 
 import torch
 
@@ -34,4 +40,4 @@ class CAGrad(MultiHead):
     per_task_gradients = True
 
     def combine_gradients(self, grads):
-        return cagrad(grads, c=self.config.cagrad.c, rescale=self.config.cagrad.rescale)
+        return grads.shape[0] * cagrad(grads, c=self.config.cagrad.c, rescale=self.config.cagrad.rescale)

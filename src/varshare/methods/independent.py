@@ -13,13 +13,14 @@ class Independent(Method):
     def make_layer(self, in_features, out_features, is_head, gain):
         return PerTaskLinear(in_features, out_features, self.num_tasks, gain)
 
-    def unseen_task_parameters(self, pretrained, model):
+    def unseen_task_parameters(self, pretrained, new):
         """Nothing is shared, so nothing transfers by construction; our choice for a new task is the
         element-wise mean of the trained task networks (every parameter averaged over the task
         axis) — the one network that treats the trained tasks alike. Its zero-shot return measures
         how far that average policy carries; the residual regime does not exist for this method
         (no shared parameters to freeze)."""
-        trained = dict(pretrained.named_parameters())
         with torch.no_grad():
-            for name, param in model.named_parameters():
-                param.copy_(trained[name].mean(dim=0, keepdim=True))
+            for name, network in new.items():
+                trained = dict(pretrained[name].named_parameters())
+                for param_name, param in network.named_parameters():
+                    param.copy_(trained[param_name].mean(dim=0, keepdim=True))

@@ -29,7 +29,7 @@ import math
 import torch
 
 from varshare.methods.base import register
-from varshare.methods.varshare import VarShare
+from varshare.methods.varshare import VarShare, variational_layers
 from varshare.nn import VariationalResidualLinear
 
 
@@ -71,10 +71,10 @@ class VarShareReptile(VarShare):
         super().__init__(config, num_tasks, seed)
         self.last_shift_norm = 0.0
 
-    def end_update(self, model):
+    def end_update(self, networks):
         options = self.config.reptile
         sq = 0.0
-        for layer in self.variational_layers(model):
+        for layer in variational_layers(networks).values():
             if options.recenter == "mean":
                 sq += reptile_recenter_(layer, options.alpha)
             else:
@@ -82,6 +82,6 @@ class VarShareReptile(VarShare):
                     sq += reptile_shift_(layer, task, options.alpha)
         self.last_shift_norm = math.sqrt(sq)
 
-    def diagnostics(self, model):
+    def diagnostics(self, networks):
         """VarShare's, plus the L2 norm of all shifts applied to θ after the previous update phase."""
-        return {**super().diagnostics(model), "reptile_shift_norm": self.last_shift_norm}
+        return {**super().diagnostics(networks), "reptile_shift_norm": self.last_shift_norm}

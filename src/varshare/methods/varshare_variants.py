@@ -1,14 +1,18 @@
 """Small VarShare variants that change one thing of the base method:
 
-* ``varshare_shared_noise``: one ``ε`` per task per rollout shared by every example (estimator
+* ``varshare_shared_noise``: one ``ε`` per task per batch shared by every example (estimator
   ``shared_noise``, whatever ``varshare.estimator`` says);
 * ``varshare_lrt``: the local reparameterisation (estimator ``local_reparam``);
+* ``varshare_adaptive_prior``: ``σ_prior`` learned per layer (one scalar shared by the layer's tasks,
+  weights and bias, initialised at ``varshare.sigma_prior``; empirical Bayes, no hyperprior): the
+  KL's gradient ``∂/∂ log σ_p = Σ_elements (1 − (σ² + μ²)/σ_p²)`` pulls ``σ_p²`` to the layer's
+  ``mean(σ² + μ²)``;
 * ``varshare_kl_anneal``: ``β(progress) = varshare.beta · min(1, progress / kl_anneal.warmup_fraction)``,
-  set at each :meth:`~Method.begin_update` (``progress`` = iterations done / total, so the first
+  set at each :meth:`~Method.begin_update` (``progress`` = fraction of training done, so the first
   update phase has β = 0); the β in use is logged (``beta`` with the loss statistics and
   ``kl_beta`` in the diagnostics);
-* ``varshare_mean_rollout``: rollouts act with the mean weights ``θ + μ`` (no noise drawn or stored);
-  the update draws fresh noise, so its first minibatch's ratio is π_sampled / π_mean, not 1 — by
+* ``varshare_mean_rollout``: acting uses the mean weights ``θ + μ`` (no noise drawn or stored);
+  updates draw fresh noise, so PPO's first-minibatch ratio is π_sampled / π_mean, not 1 — by
   design (it tests the claim that weight noise in rollouts drives exploration).
 """
 
@@ -21,26 +25,36 @@ from varshare.methods.varshare import VarShare
 from varshare.nn import VariationalResidualLinear
 
 
-class _FixedEstimator(VarShare):
-    estimator: ClassVar[str]
+class _VarShareLayerOption(VarShare):
+    """VarShare with one option of its layers fixed by the variant."""
+
+    layer_options: ClassVar[dict]
 
     def make_layer(self, in_features, out_features, is_head, gain):
+        options = self.config.varshare
         return VariationalResidualLinear(
             in_features, out_features, self.num_tasks, gain,
-            estimator=self.estimator, rho_init=self.config.varshare.rho_init,
+            **{"estimator": options.estimator, "rho_init": options.rho_init, "prior_std": options.sigma_prior,
+               **self.layer_options},
         )
 
 
 @register
-class VarShareSharedNoise(_FixedEstimator):
+class VarShareSharedNoise(_VarShareLayerOption):
     name = "varshare_shared_noise"
-    estimator = "shared_noise"
+    layer_options = {"estimator": "shared_noise"}
 
 
 @register
-class VarShareLRT(_FixedEstimator):
+class VarShareLRT(_VarShareLayerOption):
     name = "varshare_lrt"
-    estimator = "local_reparam"
+    layer_options = {"estimator": "local_reparam"}
+
+
+@register
+class VarShareAdaptivePrior(_VarShareLayerOption):
+    name = "varshare_adaptive_prior"
+    layer_options = {"learn_prior": True}
 
 
 def kl_anneal_factor(progress: float, warmup_fraction: float) -> float:
@@ -58,21 +72,20 @@ class VarShareKLAnneal(VarShare):
 
     @property
     def beta(self) -> float:
-        """The β in use."""
         return self.beta_factor * self.config.varshare.beta
 
-    def begin_update(self, model, progress):
+    def begin_update(self, networks, progress):
         self.beta_factor = kl_anneal_factor(progress, self.config.kl_anneal.warmup_fraction)
 
-    def extra_loss(self, model, examples_per_task):
-        loss, stats = super().extra_loss(model, examples_per_task)  # full-β loss
-        return loss * self.beta_factor, {**stats, "beta": self.beta}
+    def extra_loss(self, networks, examples_per_task):
+        loss, stats = super().extra_loss(networks, examples_per_task)
+        return loss, {**stats, "beta": self.beta}
 
-    def diagnostics(self, model):
-        return {**super().diagnostics(model), "kl_beta": self.beta}
+    def diagnostics(self, networks):
+        return {**super().diagnostics(networks), "kl_beta": self.beta}
 
 
 @register
 class VarShareMeanRollout(VarShare):
     name = "varshare_mean_rollout"
-    rollout_mean_weights = True
+    act_with_mean_weights = True

@@ -1,46 +1,40 @@
 """Multi-task layers and networks: one batched forward pass serves all tasks."""
 
-from varshare.nn.kl import (
-    diagonal_gaussian_kl_elements,
-    gaussian_kl,
-    gaussian_kl_elements,
-    gaussian_kls_per_task,
-    softplus_gaussian_kl_per_task,
-    softplus_gaussian_kls_per_task,
-)
+from varshare.nn.horseshoe import HorseshoeResidualLinear
+from varshare.nn.kl import diagonal_gaussian_kl_elements, gaussian_kl, gaussian_kl_elements, gaussian_kl_per_task
 from varshare.nn.layers import (
-    ESTIMATORS,
     MultiTaskLinear,
-    Noise,
     PerTaskLinear,
     ResidualLinear,
     SharedLinear,
+    VariationalLayer,
     VariationalResidualLinear,
-    affine,
 )
-from varshare.nn.horseshoe import HorseshoeResidualLinear
 from varshare.nn.lora import VariationalLoRALinear
-from varshare.nn.networks import ActorCritic, LayerFactory, MultiTaskMLP, PolicyOutput
+from varshare.nn.networks import LayerFactory, MultiTaskMLP, named_layers, shared_parameters
+from varshare.nn.noise import ESTIMATORS, LayerNoise, NetworkNoise, affine, select_examples, slice_examples
 
 __all__ = [
     "ESTIMATORS",
-    "ActorCritic",
     "HorseshoeResidualLinear",
     "LayerFactory",
+    "LayerNoise",
     "MultiTaskLinear",
     "MultiTaskMLP",
-    "Noise",
+    "NetworkNoise",
     "PerTaskLinear",
-    "PolicyOutput",
     "ResidualLinear",
     "SharedLinear",
+    "VariationalLayer",
     "VariationalLoRALinear",
     "VariationalResidualLinear",
     "affine",
     "diagonal_gaussian_kl_elements",
     "gaussian_kl",
     "gaussian_kl_elements",
-    "gaussian_kls_per_task",
-    "softplus_gaussian_kl_per_task",
-    "softplus_gaussian_kls_per_task",
+    "gaussian_kl_per_task",
+    "named_layers",
+    "select_examples",
+    "shared_parameters",
+    "slice_examples",
 ]
