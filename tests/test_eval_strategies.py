@@ -9,14 +9,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from varshare.algos.ppo import evaluate, greedy_actions
+from helpers import network_config, randomise_
+from varshare.algos.ppo import ActorCritic
 from varshare.config import load_config
 from varshare.envs import build_suite, make_vec_env
-from varshare.eval.strategies import EvalPolicy, WeightDraws, has_stochastic_weights, metric_suffix, parse_strategy
+from varshare.eval.evaluate import evaluate
+from varshare.eval.strategies import EvalPolicy, metric_suffix, parse_strategy
 from varshare.methods import make_method
-from varshare.nn import ActorCritic, MultiTaskLinear, VariationalResidualLinear
+from varshare.nn import NetworkNoise, VariationalLoRALinear, VariationalResidualLinear, named_layers, slice_examples
+from varshare.nn.noise import PerExampleFactorNoise, PerExampleWeightNoise
 from varshare.run_io import MetricsTable
 from varshare.train import train
+
+CONFIG = "configs/cartpole10_ppo.yaml"
 
 
 def randomise(layer: VariationalResidualLinear, seed: int = 0) -> VariationalResidualLinear:
@@ -30,14 +35,29 @@ def randomise(layer: VariationalResidualLinear, seed: int = 0) -> VariationalRes
     return layer
 
 
-def tiny_model(discrete: bool = True, estimator: str = "flipout", hidden=(5,), num_tasks: int = 2,
-               layer_class=VariationalResidualLinear) -> ActorCritic:
-    torch.manual_seed(0)
-    model = ActorCritic(3, 4, discrete, num_tasks, list(hidden), "tanh",
-                        lambda i, o, head, gain: layer_class(i, o, num_tasks, gain, estimator=estimator))
-    for k, layer in enumerate(model.multitask_layers()):
+def randomise_model(model: ActorCritic) -> ActorCritic:
+    for k, layer in enumerate(named_layers(model.networks()).values()):
         randomise(layer, k)
     return model
+
+
+def build_model(method: str, obs_dim: int = 4, action_dim: int = 2, discrete: bool = True, num_tasks: int = 2,
+                hidden=(8,), **overrides) -> ActorCritic:
+    """The actor-critic of ``method`` (``M = num_tasks``) with the cartpole10 config and ``overrides``."""
+    config = load_config(CONFIG, overrides)
+    return ActorCritic(make_method(method, config, num_tasks, 0), obs_dim, action_dim, discrete,
+                       network_config(hidden))
+
+
+def tiny_model(discrete: bool = True, estimator: str = "flipout", hidden=(5,), num_tasks: int = 2) -> ActorCritic:
+    torch.manual_seed(0)
+    model = build_model("varshare", 3, 4, discrete, num_tasks, hidden, **{"varshare.estimator": estimator})
+    return randomise_model(model)
+
+
+def noise_tensors(noise: NetworkNoise) -> list[torch.Tensor]:
+    """Every tensor of a network's per-example weight draws, layer by layer."""
+    return [t for layer in noise.layers for t in (layer.eps_weight, layer.eps_bias)]
 
 
 def test_strategy_names():
@@ -48,15 +68,26 @@ def test_strategy_names():
             parse_strategy(bad)
 
 
+def effective_weights(layer: VariationalResidualLinear, noise) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight [M, B, out, in], bias [M, B, out])`` that the forward pass applies to each example,
+    read off the layer's outputs on the inputs 0 and the unit vectors."""
+    M, B = layer.num_tasks, noise.eps_weight.shape[1]
+    bias = layer(torch.zeros(M, B, layer.in_features), noise)
+    columns = [layer(F.one_hot(torch.full((M, B), i), layer.in_features).float(), noise) - bias
+               for i in range(layer.in_features)]
+    return torch.stack(columns, dim=-1), bias
+
+
 @pytest.mark.parametrize("estimator", ["flipout", "shared_noise", "local_reparam"])
 def test_per_example_weight_draws_are_gaussian_around_the_mean_weights(estimator):
     layer = randomise(VariationalResidualLinear(3, 2, 2, estimator=estimator))
-    assert layer.stochastic_weights
+    assert layer.stochastic
     B = 40_000
-    noise = layer.weight_sample_noise(B, torch.Generator().manual_seed(1))
-    assert noise["sample_eps_weight"].shape == (2, B, 2, 3) and noise["sample_eps_bias"].shape == (2, B, 2)
+    noise = layer.draw_weight_samples(B, torch.Generator().manual_seed(1))
+    assert isinstance(noise, PerExampleWeightNoise)
+    assert noise.eps_weight.shape == (2, B, 2, 3) and noise.eps_bias.shape == (2, B, 2)
     with torch.no_grad():
-        weight, bias = layer.sampled_weights(noise)
+        weight, bias = effective_weights(layer, noise)
         mean_w, mean_b = layer.theta_weight + layer.mu_weight, layer.theta_bias + layer.mu_bias
         sigma_w, sigma_b = F.softplus(layer.rho_weight), F.softplus(layer.rho_bias)
         # Monte Carlo: 4 standard errors of the mean, ~2% for the std
@@ -66,37 +97,39 @@ def test_per_example_weight_draws_are_gaussian_around_the_mean_weights(estimator
         torch.testing.assert_close(bias.std(1), sigma_b, rtol=0.025, atol=0)
         # the forward pass computes each example with its own weight, whatever the estimator
         x = torch.randn(2, 7, 3)
-        small = {k: v[:, :7] for k, v in noise.items()}
-        w = mean_w.unsqueeze(1) + sigma_w.unsqueeze(1) * small["sample_eps_weight"]
-        b = mean_b.unsqueeze(1) + sigma_b.unsqueeze(1) * small["sample_eps_bias"]
+        small = slice_examples(noise, 0, 7)
+        w = mean_w.unsqueeze(1) + sigma_w.unsqueeze(1) * small.eps_weight
+        b = mean_b.unsqueeze(1) + sigma_b.unsqueeze(1) * small.eps_bias
         expected = torch.stack([torch.stack([w[m, n] @ x[m, n] + b[m, n] for n in range(7)]) for m in range(2)])
         torch.testing.assert_close(layer(x, small), expected)
-        torch.testing.assert_close(layer(x, layer.weight_sample_cache(small)), expected)
 
 
 def test_deterministic_layers_have_no_weight_draws():
-    model = make_method("hard_sharing", load_config("configs/cartpole10_ppo.yaml"), 2, 0).build_model(4, 2, True)
-    assert not has_stochastic_weights(model)
-    assert all(layer.weight_sample_noise(3, None) == {} for layer in model.multitask_layers())
-    assert has_stochastic_weights(tiny_model())
+    model = build_model("hard_sharing")
+    assert not model.actor.stochastic and not model.critic.stochastic
+    assert all(layer.draw_weight_samples(3, None) is None for layer in named_layers(model.networks()).values())
+    assert model.actor.draw_weight_samples(3, None) is None
+    assert tiny_model().actor.stochastic
 
 
 def test_mean_strategy_is_the_mean_weight_greedy_policy():
     model = tiny_model()
     obs = torch.randn(2, 6, 3)
     actions = EvalPolicy(model, "mean", 6).act(obs)
-    assert torch.equal(actions, greedy_actions(model(obs, None)))
-    assert torch.equal(actions, model(obs, None).logits.argmax(-1))
+    with torch.no_grad():
+        logits = model(obs, None).logits
+    assert torch.equal(actions, model.greedy_actions(logits.unsqueeze(2)))
+    assert torch.equal(actions, logits.argmax(-1))
 
 
-def manual_logits(model: ActorCritic, draws: WeightDraws, obs: torch.Tensor, example: int) -> torch.Tensor:
+def manual_logits(model: ActorCritic, noise: NetworkNoise, obs: torch.Tensor, example: int) -> torch.Tensor:
     """The actor by hand for every task's ``obs`` ``[M, obs_dim]`` with draw ``example``:
     ``W = θ + μ + softplus(ρ) ε`` from the draws' ε."""
     h = obs
     layers = list(model.actor.layers)
     for i, layer in enumerate(layers):
-        eps_w = draws.noise[f"{i}.sample_eps_weight"][:, example]
-        eps_b = draws.noise[f"{i}.sample_eps_bias"][:, example]
+        eps_w = noise.layers[i].eps_weight[:, example]
+        eps_b = noise.layers[i].eps_bias[:, example]
         w = layer.theta_weight + layer.mu_weight + F.softplus(layer.rho_weight) * eps_w
         b = layer.theta_bias + layer.mu_bias + F.softplus(layer.rho_bias) * eps_b
         h = torch.einsum("moi,mi->mo", w, h) + b
@@ -115,7 +148,7 @@ def test_sample_strategies_average_the_draws_action_distributions(discrete, stra
     with torch.no_grad():
         actions = policy.act(obs)
         for n in range(N):
-            per_draw = torch.stack([manual_logits(model, policy.weights, obs[:, n], n * K + k) for k in range(K)])
+            per_draw = torch.stack([manual_logits(model, policy.noise, obs[:, n], n * K + k) for k in range(K)])
             if discrete:
                 probs = torch.softmax(per_draw, -1).mean(0)
                 assert torch.equal(actions[:, n], probs.argmax(-1))
@@ -132,22 +165,47 @@ def test_sample5_differs_from_any_single_draw_on_the_averaged_probabilities():
     obs = torch.randn(2, 64, 3) * 3
     with torch.no_grad():
         actions = policy.act(obs)
-        first = torch.stack([manual_logits(model, policy.weights, obs[:, n], 5 * n).argmax(-1) for n in range(64)], 1)
+        first = torch.stack([manual_logits(model, policy.noise, obs[:, n], 5 * n).argmax(-1) for n in range(64)], 1)
     assert (actions != first).any()
+
+
+def test_low_rank_residual_layers_draw_both_factors_per_copy():
+    """varshare_lora trains with one factor draw per task and batch; its sample strategies still
+    give every copy its own ``θ + B A`` with ``A = μ_A + σ_A ε_A``, ``B = μ_B + σ_B ε_B``."""
+    torch.manual_seed(0)
+    model = build_model("varshare_lora", 3, 4, True, 2, (5,))
+    randomise_(model, seed=1)
+    policy = EvalPolicy(model, "sample-1", 3, seed=0)
+    assert all(isinstance(noise, PerExampleFactorNoise) for noise in policy.noise.layers)
+    obs = torch.randn(2, 3, 3)
+    with torch.no_grad():
+        logits = model.actor(obs, policy.noise)
+        assert torch.equal(policy.act(obs), logits.argmax(-1))
+        for n in range(3):
+            h = obs[:, n]
+            for i, layer in enumerate(model.actor.layers):
+                assert isinstance(layer, VariationalLoRALinear)
+                noise = policy.noise.layers[i]
+                A = layer.mu_A + layer.sigma_A * noise.eps_A[:, n]
+                B = layer.mu_B + layer.sigma_B * noise.eps_B[:, n]
+                w = layer.theta_weight + torch.bmm(B, A)
+                h = torch.einsum("moi,mi->mo", w, h) + layer.theta_bias
+                h = torch.tanh(h) if i == 0 else h
+            torch.testing.assert_close(logits[:, n], h)
+    first = policy.noise.layers[0]
+    assert not torch.equal(first.eps_A[:, 0], first.eps_A[:, 1])  # independent per copy
 
 
 def test_draws_differ_between_copies_and_are_held_through_an_episode(monkeypatch):
     """Spy on the per-example weights of every forward pass of a sample-1 evaluation on CartPole."""
-    config = load_config("configs/cartpole10_ppo.yaml", {"network.hidden_sizes": [8]})
-    model = make_method("varshare", config, 2, 0).build_model(4, 2, True)
-    for k, layer in enumerate(model.multitask_layers()):
-        randomise(layer, k)
+    model = randomise_model(build_model("varshare"))
     seen: list[torch.Tensor] = []
     original = VariationalResidualLinear.forward
 
     def spy(self, x, noise=None):
-        if noise is not None and "sample_weight" in noise and self.out_features == 2:  # the policy head
-            seen.append(noise["sample_weight"].clone())
+        if isinstance(noise, PerExampleWeightNoise) and self.out_features == 2:  # the policy head
+            mean, sigma = self.theta_weight + self.mu_weight, self.sigma_weight
+            seen.append((mean.unsqueeze(1) + sigma.unsqueeze(1) * noise.eps_weight).detach())  # W per example
         return original(self, x, noise)
 
     monkeypatch.setattr(VariationalResidualLinear, "forward", spy)
@@ -165,64 +223,29 @@ def test_draws_differ_between_copies_and_are_held_through_an_episode(monkeypatch
 
 def test_same_seed_same_draws_and_evaluation_other_seed_other_draws():
     model = tiny_model()
-    a, b, c = (EvalPolicy(model, "sample-5", 4, seed=s).weights.noise for s in (1, 1, 2))
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a)
-    one = EvalPolicy(model, "sample-1", 4, seed=1).weights.noise
-    assert not torch.equal(one["0.sample_eps_weight"], a["0.sample_eps_weight"][:, :4])  # own streams
+    a, b, c = (noise_tensors(EvalPolicy(model, "sample-5", 4, seed=s).noise) for s in (1, 1, 2))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, z) for x, z in zip(a, c))
+    one = EvalPolicy(model, "sample-1", 4, seed=1).noise
+    assert not torch.equal(one.layers[0].eps_weight, a[0][:, :4])  # own streams
 
-    config = load_config("configs/cartpole10_ppo.yaml", {"network.hidden_sizes": [8]})
-    model = make_method("varshare", config, 2, 0).build_model(4, 2, True)
-    for k, layer in enumerate(model.multitask_layers()):
-        randomise(layer, k)
+    model = randomise_model(build_model("varshare"))
     specs = build_suite("cartpole10")[:2]
     runs = [evaluate(model, lambda n: make_vec_env(specs, n, seed=3), 3, strategy="sample-5", seed=9) for _ in range(2)]
     assert runs[0] == runs[1]
 
 
 def test_deterministic_model_sample_strategies_are_the_mean_policy():
-    model = make_method("hard_sharing", load_config("configs/cartpole10_ppo.yaml"), 2, 0).build_model(4, 2, True)
+    model = build_model("hard_sharing")
     specs = build_suite("cartpole10")[:2]
     logs = {s: evaluate(model, lambda n: make_vec_env(specs, n, seed=3), 3, strategy=s, seed=1)
             for s in ("mean", "sample-1", "sample-5")}
     assert logs["mean"] == logs["sample-1"] == logs["sample-5"]
-    assert EvalPolicy(model, "sample-5", 3).weights is None
-
-
-class RolloutNoiseOnly(VariationalResidualLinear):
-    """A stochastic layer without native per-example draws whose randomness is all rollout noise
-    (like the LoRA residual): the evaluation draws its full weights from that noise."""
-
-    weight_sample_noise = MultiTaskLinear.weight_sample_noise
-    weight_sample_cache = MultiTaskLinear.weight_sample_cache
-
-
-def test_layers_with_only_rollout_noise_are_drawn_per_example_from_it():
-    model = tiny_model(estimator="shared_noise", layer_class=RolloutNoiseOnly)
-    with pytest.raises(NotImplementedError):
-        model.actor.layers[0].weight_sample_noise(2, None)
-    policy = EvalPolicy(model, "sample-1", 3, seed=0)
-    assert not policy.weights.native and len(policy.weights.per_example) == 3
-    obs = torch.randn(2, 3, 3)
-    with torch.no_grad():
-        logits = policy.weights.actor_output(obs)
-        for n, noise in enumerate(policy.weights.per_example):
-            h = obs[:, n]
-            for i, layer in enumerate(model.actor.layers):
-                w = layer.theta_weight + layer.mu_weight + layer.sigma_weight * noise[f"{i}.eps_weight"]
-                b = layer.theta_bias + layer.mu_bias + layer.sigma_bias * noise[f"{i}.eps_bias"]
-                h = torch.einsum("moi,mi->mo", w, h) + b
-                h = torch.tanh(h) if i == 0 else h
-            torch.testing.assert_close(logits[:, n], h)
-    assert not torch.equal(policy.weights.per_example[0]["0.eps_weight"], policy.weights.per_example[1]["0.eps_weight"])
-
-    flipout = tiny_model(estimator="flipout", layer_class=RolloutNoiseOnly)  # per-example noise: cannot draw
-    with pytest.raises(NotImplementedError, match="weight_sample_noise"):
-        EvalPolicy(flipout, "sample-1", 3)
+    assert EvalPolicy(model, "sample-5", 3).noise is None
 
 
 def tiny_train(tmp_path, method: str, out: str):
-    config = load_config("configs/cartpole10_ppo.yaml", {
+    config = load_config(CONFIG, {
         "methods": [method], "seeds": [0], "total_steps_per_task": 64, "envs_per_task": 2, "ppo.num_steps": 16,
         "ppo.num_minibatches": 2, "eval.every_steps": 32, "eval.episodes": 2, "network.hidden_sizes": [8]})
     train(config, build_suite("cartpole10")[:2], method, 0, tmp_path / out)
@@ -234,18 +257,18 @@ def test_training_logs_sample_strategies_for_stochastic_weights_only_and_reprodu
     tiny_train(tmp_path, "varshare", "b")
     assert (tmp_path / "a/metrics.csv").read_text() == (tmp_path / "b/metrics.csv").read_text()
     tasks = [s.name for s in build_suite("cartpole10")[:2]]
-    eval_metrics = {(r[3], r[4], r[5]) for r in rows if r[5].startswith("eval_")}
+    eval_metrics = {(r[4], r[5], r[6]) for r in rows if r[6].startswith("eval_")}
     for step in (0, 32, 64):
         for suffix in ("", "_sample1", "_sample5"):
             assert ("all", step, f"eval_return_mean{suffix}") in eval_metrics
             for task in tasks:
                 for name in ("eval_return", "eval_length", "eval_success"):
                     assert (task, step, name + suffix) in eval_metrics
-    values = {(r[3], r[4], r[5]): r[6] for r in rows}
+    values = {(r[4], r[5], r[6]): r[7] for r in rows}
     for suffix in ("", "_sample1", "_sample5"):
         per_task = [values[t, 64, f"eval_return{suffix}"] for t in tasks]
         assert values["all", 64, f"eval_return_mean{suffix}"] == pytest.approx(np.mean(per_task))
 
     deterministic = tiny_train(tmp_path, "hard_sharing", "c")
-    names = {r[5] for r in deterministic}
+    names = {r[6] for r in deterministic}
     assert "eval_return" in names and not any("sample" in n for n in names)

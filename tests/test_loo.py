@@ -16,13 +16,18 @@ import torch
 import torch.nn.functional as F
 
 from helpers import copy_checkout, randomise_
-from varshare.algos.ppo import PPO, evaluate, mean_or_nan
-from varshare.analysis.loo import regime_summary, run_table, steps_to_threshold
+from varshare.algos.ppo import PPO, ActorCritic
+from varshare.analysis import figures
+from varshare.analysis.aggregate import RunDirectoryError
+from varshare.analysis.loo import load_loo_runs, regime_summary, run_table, steps_to_threshold, write_loo_results
+from varshare.cli import main
 from varshare.config import load_config
 from varshare.envs import build_suite, make_vec_env
+from varshare.eval.evaluate import evaluate, mean_or_nan
 from varshare.run_loading import load_run
 from varshare.loo import NO_SHARED_PARAMETERS, adapt, initialiser
 from varshare.methods import make_method
+from varshare.nn import shared_parameters
 from varshare.run_io import MetricsTable
 from varshare.train import RunSetupError, derived_seed, train
 
@@ -51,12 +56,17 @@ def pretrained(tmp_path_factory) -> dict[str, Path]:
 
 def eval_returns(run: Path) -> list[tuple[str, int, float]]:
     """(task, step, eval_return) rows of a run's metrics."""
-    return [(r[3], r[4], r[6]) for r in MetricsTable.load_rows(run / "metrics.csv") if r[5] == "eval_return"]
+    return [(r[4], r[5], r[7]) for r in MetricsTable.load_rows(run / "metrics.csv") if r[6] == "eval_return"]
 
 
 def theta(state: dict, model) -> dict[str, torch.Tensor]:
     """The shared parameters θ of a model state dict (names from ``model``)."""
-    return {name: state[name] for name in model.shared_parameters()}
+    return {name: state[name] for name in shared_parameters(model.networks())}
+
+
+def build_model(method_name: str, config, num_tasks: int, seed: int = 0) -> ActorCritic:
+    """A CartPole actor-critic of ``method_name`` for ``num_tasks`` tasks, freshly initialised."""
+    return ActorCritic(make_method(method_name, config, num_tasks, seed), 4, 2, True, config.network)
 
 
 # --- held-out pretraining ---------------------------------------------------------------------------
@@ -67,7 +77,8 @@ def test_holdout_trains_on_the_other_tasks_and_is_recorded_everywhere(pretrained
     assert f"holdout: {HOLDOUT}" in (run / "config.yaml").read_text()
     for name in ("manifest.json", "done.json"):
         record = json.loads((run / name).read_text())
-        assert record["holdout"] == HOLDOUT and record["run"] == f"cartpole10/varshare/seed1/holdout-{HOLDOUT}"
+        assert record["holdout"] == HOLDOUT and record["run"] == f"cartpole10/ppo/varshare/seed1/holdout-{HOLDOUT}"
+        assert record["algo"] == "ppo"
     assert torch.load(run / "checkpoint.pt", weights_only=False)["holdout"] == HOLDOUT
 
 
@@ -92,7 +103,7 @@ def test_residual_keeps_theta_bit_identical_while_task_parameters_learn(tmp_path
     summary = adapt(pretrained[method], HOLDOUT, "residual", out)
     assert summary["adaptation"]["regime"] == "residual" and summary["holdout"] == HOLDOUT
     source = load_run(pretrained[method]).model
-    initial = make_method(method, tiny_config(method), 1, 1).build_model(4, 2, True)
+    initial = build_model(method, tiny_config(method), 1, 1)
     final = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
     before, after = theta(source.state_dict(), source), theta(final, source)
     assert before and all(torch.equal(before[name], after[name]) for name in before)
@@ -107,9 +118,9 @@ def test_residual_freezes_theta_out_of_the_optimizer_and_the_per_task_gradient_p
     method = make_method("pcgrad", config, 1, 1)
     spec = next(s for s in build_suite("cartpole10") if s.name == HOLDOUT)
     agent = PPO(config, method, make_vec_env([spec], 2, seed=1), seed=1, init_model=initialiser(regime, method, source))
-    shared = agent.model.shared_parameters()
+    shared = shared_parameters(agent.model.networks())
     optimized = {id(p) for group in agent.optimizer.param_groups for p in group["params"]}
-    replicas = agent._replica_parameters()
+    replicas = agent._replicas()
     if regime == "residual":
         assert not any(p.requires_grad or id(p) in optimized for p in shared.values())
         assert replicas is None
@@ -187,19 +198,19 @@ def unseen(method_name: str, **overrides):
     """(pretrained model with random weights, M = 2; new model for one task after the hook; the new
     model's fresh initialisation)."""
     config = tiny_config(method_name, **overrides)
-    pretrained = make_method(method_name, config, 2, 0).build_model(4, 2, True)
+    pretrained = build_model(method_name, config, 2)
     randomise_(pretrained, seed=3)
     torch.manual_seed(7)
-    model = make_method(method_name, config, 1, 0).build_model(4, 2, True)
+    model = build_model(method_name, config, 1)
     fresh = {k: v.clone() for k, v in model.state_dict().items()}
-    make_method(method_name, config, 1, 0).unseen_task_parameters(pretrained, model)
+    make_method(method_name, config, 1, 0).unseen_task_parameters(pretrained.networks(), model.networks())
     return pretrained, model, fresh
 
 
 @pytest.mark.parametrize("method", ["varshare", "hard_sharing", "l2_soft", "pcgrad"])
 def test_unseen_task_copies_theta_and_keeps_the_fresh_task_parameters(method):
     pretrained, model, fresh = unseen(method)
-    shared = pretrained.shared_parameters()
+    shared = shared_parameters(pretrained.networks())
     for name, param in model.state_dict().items():
         assert torch.equal(param, shared[name] if name in shared else fresh[name]), name
     if method == "varshare":
@@ -213,8 +224,8 @@ def test_unseen_task_of_contextual_is_the_mean_embedding():
     for trained, new in ((pretrained.actor, model.actor), (pretrained.critic, model.critic)):
         expected = F.normalize(trained.task_embedding, dim=-1).mean(dim=0, keepdim=True)
         assert torch.equal(new.task_embedding, expected)
-    shared = pretrained.shared_parameters()
-    assert shared and all(torch.equal(p, shared[n]) for n, p in model.shared_parameters().items())
+    shared = shared_parameters(pretrained.networks())
+    assert shared and all(torch.equal(p, shared[n]) for n, p in shared_parameters(model.networks()).items())
 
 
 def test_unseen_task_of_independent_is_the_mean_network():
@@ -236,15 +247,78 @@ def test_regime_summary_counts_censored_runs_as_the_budget():
         ("full", "a", 0): [100, 480, 500], ("full", "a", 1): [100, 200, 490],
         ("full", "b", 0): [0, 0, 0], ("full", "b", 1): [0, 500, 500],
     }
-    curves = pd.DataFrame([{"method": "varshare", "regime": r, "holdout": h, "seed": s, "step": step, "return": v}
+    curves = pd.DataFrame([{"algo": "ppo", "method": "varshare", "regime": r, "holdout": h, "seed": s, "step": step,
+                            "return": v}
                            for (r, h, s), values in curve.items() for step, v in zip((0, 100, 200), values)])
     runs = run_table(curves, 475)
+    assert list(runs.columns[:5]) == ["algo", "method", "regime", "holdout", "seed"] and set(runs["algo"]) == {"ppo"}
     assert runs["steps_to_threshold"].tolist() == [100, 200, 200, 100]
     assert runs["censored"].tolist() == [False, False, True, False]
     assert runs["zero_shot_return"].tolist() == [100, 100, 0, 0]
     row = regime_summary(runs, seed=0, reps=200).iloc[0]
+    assert (row["algo"], row["method"], row["regime"]) == ("ppo", "varshare", "full")
     assert row["steps_to_threshold"] == 150 and row["num_censored"] == 1 and row["budget"] == 200
     assert row["steps_to_threshold_ci_low"] <= 150 <= row["steps_to_threshold_ci_high"]
+
+
+def adaptation_run(root: Path, algo: str, method: str, regime: str, returns=None, skipped=None) -> Path:
+    """An adaptation run directory of held-out task "moon", seed 0, as `varshare adapt` writes it:
+    ``returns`` at steps 0 and 100, or only a done.json with the ``skipped`` reason."""
+    run = f"cartpole10/{algo}/{method}/seed0/holdout-moon/{regime}"
+    out = root / algo / method / regime
+    out.mkdir(parents=True)
+    done = {"run": run, "algo": algo, "method": method, "seed": 0, "holdout": "moon", "adaptation": {"regime": regime}}
+    if skipped:
+        done["skipped"] = skipped
+    else:
+        table = MetricsTable(run, algo, method, 0)
+        for step, value in zip((0, 100), returns):
+            table.add("moon", step, "eval_return", value)
+        table.save(out / "metrics.csv")
+    (out / "done.json").write_text(json.dumps(done))
+    return out
+
+
+def test_loo_tables_and_figure_keep_algorithms_apart(tmp_path, monkeypatch, capsys):
+    runs = [adaptation_run(tmp_path, "ppo", "varshare", "full", [100, 500]),
+            adaptation_run(tmp_path, "sac", "varshare", "full", [0, 400]),  # same method, seed, task: another algo
+            adaptation_run(tmp_path, "ppo", "independent", "residual", skipped="skipped: no shared parameters"),
+            adaptation_run(tmp_path, "sac", "independent", "residual", skipped="skipped: no shared parameters")]
+    out = tmp_path / "loo"
+    summary = write_loo_results(runs, "cartpole10", 475, out, reps=20)
+    assert summary["algos"] == ["ppo", "sac"] and summary["methods"] == ["independent", "varshare"]
+    table = pd.read_csv(out / "loo_runs.csv")
+    assert [(r.algo, r.method, r.steps_to_threshold, r.censored) for r in table.itertuples()] == [
+        ("ppo", "varshare", 100, False), ("sac", "varshare", 100, True)]
+    assert pd.read_csv(out / "loo_summary.csv")[["algo", "method", "regime"]].values.tolist() == [
+        ["ppo", "varshare", "full"], ["sac", "varshare", "full"]]
+    assert pd.read_csv(out / "loo_skipped.csv")[["algo", "method"]].values.tolist() == [
+        ["ppo", "independent"], ["sac", "independent"]]
+
+    saved = {}
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path, dpi=200: saved.update({Path(path).name: figure}))
+    command = ["loo-figure", "--results", str(out), "--title", "t", "--png", "x.png", "--pdf", "x.pdf"]
+
+    def panels():
+        axes = [ax for ax in saved["x.png"].axes if ax.get_title().endswith("steps to threshold")]
+        return [ax.get_title().removesuffix(": steps to threshold") for ax in axes]
+
+    assert main(command) == 0
+    assert panels() == ["independent (ppo)", "independent (sac)", "varshare (ppo)", "varshare (sac)"]
+    assert main([*command, "--algo", "sac"]) == 0
+    assert panels() == ["independent", "varshare"]
+    curve = next(ax for ax in saved["x.png"].axes if ax.get_title().startswith("varshare: learning"))
+    drawn = [list(line.get_ydata()) for line in curve.get_lines()]
+    assert [0.0, 400.0] in drawn and [100.0, 500.0] not in drawn  # sac's run only
+    capsys.readouterr()
+    assert main([*command, "--algo", "a2c"]) == 2
+    assert "no leave-one-out runs of algo 'a2c'" in capsys.readouterr().err
+
+    done = json.loads((runs[0] / "done.json").read_text())
+    del done["algo"]
+    (runs[0] / "done.json").write_text(json.dumps(done))
+    with pytest.raises(RunDirectoryError, match="no 'algo'"):
+        load_loo_runs(runs)
 
 
 # --- the pipeline ---------------------------------------------------------------------------------
@@ -256,6 +330,7 @@ def test_smoke_dag_builds_the_loo_figure_into_figures_all(tmp_path):
     assert result.returncode == 0, result.stderr
     all_rule = result.stdout[result.stdout.index("rule all:"):]
     all_inputs = all_rule[all_rule.index("input:"):].splitlines()[0]
-    assert "figures/loo_cartpole10.png" in all_inputs and "data/results/cartpole10/loo/loo_summary.csv" in all_inputs
-    for regime in ("scratch", "full", "residual"):
-        assert f"data/runs/cartpole10/loo/varshare/moon/seed0/{regime}/done.json" in result.stdout
+    assert "figures/loo_cartpole10_ppo.png" in all_inputs  # one figure per suite and algorithm
+    assert "data/results/cartpole10/loo/loo_summary.csv" in all_inputs
+    for stage in ("pretrain", "scratch", "full", "residual"):
+        assert f"data/runs/cartpole10/loo/ppo/varshare/moon/seed0/{stage}/done.json" in result.stdout

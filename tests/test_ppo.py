@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -119,3 +122,25 @@ def test_ppo_learns_a_tiny_deterministic_multitask_problem(method, overrides):
         first = mean_return if first is None else first
     assert first < 3.0  # random play: 2 of 4 steps rewarded on average
     assert mean_return >= 3.9, f"{method}: final mean return {mean_return:.2f} of a possible 4"
+
+
+@pytest.mark.parametrize("method", ["varshare", "pcgrad"])  # weight noise; a method state (projection order)
+def test_a_loaded_state_continues_exactly_as_the_original_agent(method):
+    config = tiny_config(method)
+
+    def agent(seed: int) -> PPO:
+        return PPO(config, make_method(method, config, 4, seed), ContextBandit(num_tasks=4, envs_per_task=4), seed=seed)
+
+    original = agent(0)
+    assert original.steps_per_iteration == config.ppo.num_steps * config.envs_per_task
+    original.iterate()
+    restored = agent(1)  # other weights, generators and method state: loading overwrites them all
+    restored.load_state_dict(copy.deepcopy(original.state_dict()))
+    restored.env = copy.deepcopy(original.env)  # the env's state is the run's business, not the agent's
+    assert (restored.iteration, restored.steps_per_task) == (1, original.steps_per_task)
+    stats, restored_stats = original.iterate(), restored.iterate()
+    del stats["sps"], restored_stats["sps"]
+    assert set(stats) == set(restored_stats)
+    assert all(v == restored_stats[k] or (math.isnan(v) and math.isnan(restored_stats[k])) for k, v in stats.items())
+    final = restored.model.state_dict()
+    assert all(torch.equal(v, final[k]) for k, v in original.model.state_dict().items())

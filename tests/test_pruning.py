@@ -9,10 +9,11 @@ import pytest
 import torch
 import yaml
 
-from varshare.algos.ppo import evaluate
+from varshare.algos.ppo import ActorCritic
 from varshare.cli import main
 from varshare.config import load_config
 from varshare.envs import build_suite, make_vec_env, specs_to_json
+from varshare.eval.evaluate import evaluate
 from varshare.eval.pruning import (PRUNING_COLUMNS, PruningError, final_eval_seed, prune_residuals,
                                    prune_sweep, residual_counts, variational_layers)
 from varshare.methods import make_method
@@ -29,7 +30,7 @@ def constructed_model(method: str = "varshare"):
     """A CartPole actor-critic (4 → 3 → 2 / 4 → 3 → 1, 2 tasks) whose residual means are all 0
     except: task 0 actor.layers.0 weights 0.5, -0.05, 0.005; task 1 critic.layers.1 bias -0.5."""
     torch.manual_seed(0)
-    model = make_method(method, CONFIG, 2, 0).build_model(4, 2, True)
+    model = ActorCritic(make_method(method, CONFIG, 2, 0), 4, 2, True, CONFIG.network)
     layers = variational_layers(model)
     if layers:
         with torch.no_grad():
@@ -52,13 +53,13 @@ def test_counts_and_pruning_by_hand():
     assert counts.total == N_TOTAL and counts.total_actor == N_ACTOR
     assert counts.kept.tolist() == [N_TOTAL, N_TOTAL]  # ε = 0 keeps every entry, zeros included
 
-    before = {k: v.detach().clone() for k, v in model.named_layer_tensors().items()}
+    before = {k: v.detach().clone() for k, v in model.named_parameters()}
     counts = prune_residuals(model, 0.01)
     assert counts.kept.tolist() == [2, 1] and counts.kept_actor.tolist() == [2, 0]
     actor0 = model.actor.layers[0].mu_weight
     assert actor0[0, 0, 0] == 0.5 and actor0[0, 1, 2] == -0.05 and actor0[0, 2, 3] == 0  # |0.005| < 0.01
     assert model.critic.layers[1].mu_bias[1, 0] == -0.5
-    changed = {k for k, v in model.named_layer_tensors().items() if not torch.equal(v, before[k])}
+    changed = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}
     assert changed == {"actor.layers.0.mu_weight"}  # σ (ρ) untouched: the mean strategy ignores it
     assert residual_counts(model, 0.01).kept.tolist() == [2, 1]
 
@@ -98,20 +99,20 @@ def write_run(directory, model, method: str = "varshare") -> None:
     directory.mkdir()
     (directory / "config.yaml").write_text(yaml.safe_dump(CONFIG.to_dict(), sort_keys=False))
     (directory / "tasks.json").write_text(specs_to_json(SPECS))
-    (directory / "manifest.json").write_text(json.dumps({"run": f"cartpole10/{method}/seed0", "method": method,
-                                                         "seed": 0}))
+    (directory / "manifest.json").write_text(json.dumps({"run": f"cartpole10/ppo/{method}/seed0", "algo": "ppo",
+                                                         "method": method, "seed": 0}))
     torch.save({"model": model.state_dict()}, directory / "checkpoint.pt")
 
 
 def table(rows):
-    return {(r[3], r[4], r[5]): r[6] for r in rows}
+    return {(r[4], r[5], r[6]): r[7] for r in rows}
 
 
 def test_sweep_reports_kept_fraction_bytes_and_returns(tmp_path):
     write_run(tmp_path / "run", constructed_model())
     rows = prune_sweep(tmp_path / "run", [0.01, 1e9])
     assert all(len(r) == len(PRUNING_COLUMNS) for r in rows)
-    assert sorted({r[3] for r in rows}) == [0.0, 0.01, 1e9]  # ε = 0 (unpruned) always included
+    assert sorted({r[4] for r in rows}) == [0.0, 0.01, 1e9]  # ε = 0 (unpruned) always included
     t = table(rows)
     a, b = (s.name for s in SPECS)
     # ε = 0.01: task a keeps 2 entries (actor), task b 1 (critic)
@@ -137,7 +138,7 @@ def test_sweep_reports_kept_fraction_bytes_and_returns(tmp_path):
         assert t[1e9, name, "eval_return"] == sum(theta_only.returns[m]) / 2
     assert t[0.0, "all", "eval_return_mean"] == (t[0.0, a, "eval_return"] + t[0.0, b, "eval_return"]) / 2
 
-    assert prune_sweep(tmp_path / "run", [1e9]) == [r for r in rows if r[3] != 0.01]  # deterministic
+    assert prune_sweep(tmp_path / "run", [1e9]) == [r for r in rows if r[4] != 0.01]  # deterministic
 
 
 def test_runs_without_variational_residuals_are_refused_clearly(tmp_path, capsys):
@@ -164,12 +165,12 @@ def test_cli_end_to_end_on_a_trained_run(tmp_path, capsys):
     with open(out, newline="") as handle:
         reader = csv.reader(handle)
         assert tuple(next(reader)) == PRUNING_COLUMNS
-        rows = [(r[0], r[1], int(r[2]), float(r[3]), r[4], r[5], float(r[6])) for r in reader]
-    assert {r[:3] for r in rows} == {("cartpole10/varshare/seed1", "varshare", 1)}
+        rows = [(r[0], r[1], r[2], int(r[3]), float(r[4]), r[5], r[6], float(r[7])) for r in reader]
+    assert {r[:4] for r in rows} == {("cartpole10/ppo/varshare/seed1", "ppo", "varshare", 1)}
     t = table(rows)
-    assert sorted({r[3] for r in rows}) == [0.0, 1e-3, 1e9]
+    assert sorted({r[4] for r in rows}) == [0.0, 1e-3, 1e9]
     # ε = 0 reproduces the run's final evaluation (same env seed and episodes by default)
-    final = {(r[3], r[5]): r[6] for r in MetricsTable.load_rows(run / "metrics.csv") if r[4] == 64}
+    final = {(r[4], r[6]): r[7] for r in MetricsTable.load_rows(run / "metrics.csv") if r[5] == 64}
     for spec in SPECS:
         assert t[0.0, spec.name, "eval_return"] == final[spec.name, "eval_return"]
         assert t[0.0, spec.name, "eval_success"] == final[spec.name, "eval_success"]

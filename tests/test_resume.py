@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from varshare.algos.ppo import NonFiniteLossError
+from varshare.algos.agent import NonFiniteLossError
 from varshare.config import load_config
 from varshare.envs import build_suite, specs_to_json
 from varshare.methods import REGISTRY
@@ -78,7 +78,7 @@ class ExplodingMethod(HardSharing):
         super().__init__(*args)
         self.calls = 0
 
-    def extra_loss(self, model, examples_per_task):
+    def extra_loss(self, networks, examples_per_task):
         self.calls += 1
         return torch.tensor(math.nan if self.calls >= 40 else 0.0), {}
 

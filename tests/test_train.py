@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from varshare.cli import main
 from varshare.envs import build_suite, specs_to_json
 from varshare.run_io import METRIC_COLUMNS, MetricsTable
 
@@ -40,24 +42,31 @@ def test_run_directory_holds_config_manifest_metrics_checkpoint_and_marker(tmp_p
     manifest = json.loads((run / "manifest.json").read_text())
     assert set(manifest["versions"]) >= {"varshare", "torch", "gymnasium", "metaworld", "mujoco"}
     assert len(manifest["task_specs_sha256"]) == 64 and manifest["git_commit"]
+    assert config["algo"] == "ppo"  # the default algorithm, recorded in every file
+    assert (manifest["algo"], manifest["method"], manifest["seed"]) == ("ppo", "varshare", 3)
+    assert manifest["run"] == "cartpole10/ppo/varshare/seed3"
     rows = MetricsTable.load_rows(run / "metrics.csv")
     assert (run / "metrics.csv").read_text().splitlines()[0] == ",".join(METRIC_COLUMNS)
-    eval_steps = sorted({r[4] for r in rows if r[5] == "eval_return"})
+    assert METRIC_COLUMNS[:4] == ("run", "algo", "method", "seed")
+    assert {r[:4] for r in rows} == {("cartpole10/ppo/varshare/seed3", "ppo", "varshare", 3)}
+    eval_steps = sorted({r[5] for r in rows if r[6] == "eval_return"})
     assert eval_steps == [0, 64, 96]  # start, every 64 steps per task, and the end
-    tasks = {r[3] for r in rows if r[5] == "eval_return"}
+    tasks = {r[4] for r in rows if r[6] == "eval_return"}
     assert tasks == {s.name for s in build_suite("cartpole10")[:3]}
-    update_metrics = {r[5] for r in rows if r[3] == "all"}
+    update_metrics = {r[6] for r in rows if r[4] == "all"}
     assert {"policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "kl",
             "ratio_first_minibatch", "logprob_replay_error"} <= update_metrics
     assert any(m.startswith("sigma_mean/") for m in update_metrics)
     assert "sps" in (run / "progress.log").read_text() and "sps" in result.stdout
     done = json.loads((run / "done.json").read_text())
     assert done["steps_per_task"] == 96 and done["iterations"] == 3
+    assert (done["run"], done["algo"], done["method"], done["seed"]) == ("cartpole10/ppo/varshare/seed3", "ppo",
+                                                                         "varshare", 3)
 
 
 def test_same_seed_twice_gives_identical_metrics(tmp_path):
-    for out in ("a", "b"):
-        assert train(tmp_path, out, "pcgrad").returncode == 0
+    assert train(tmp_path, "a", "pcgrad").returncode == 0
+    assert train(tmp_path, "b", "pcgrad", "--algo", "ppo").returncode == 0  # the default, given explicitly
     assert (tmp_path / "a/metrics.csv").read_text() == (tmp_path / "b/metrics.csv").read_text()
 
 
@@ -70,4 +79,13 @@ def test_bad_config_fails_before_anything_is_written(tmp_path, bad, message):
     result = train(tmp_path, "run", "varshare", *bad)
     assert result.returncode == 2
     assert message in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_algorithm_is_refused_before_anything_is_written(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--config", "configs/cartpole10_ppo.yaml", "--suite", "cartpole10", "--algo", "sac",
+              "--method", "varshare", "--seed", "0", "--out", str(tmp_path / "run")])
+    assert exited.value.code == 2
+    assert re.search(r"argument --algo: invalid choice: 'sac' \(choose from '?ppo'?\)", capsys.readouterr().err)
     assert not (tmp_path / "run").exists()
