@@ -3,7 +3,8 @@
 #
 #   make figures   install, then build the study's outputs: snakemake --cores $(CORES) figures/all
 #                  (PRESET=smoke|default|paper picks configs/$(PRESET).yaml; default: default)
-#   make test      install, then run the test suite
+#   make test      install, then run the test suite (everything; what CI runs)
+#   make test-fast install, then run the fast tier: pytest -m "not slow" (no end-to-end DAGs)
 #
 # Torch: TORCH_SPEC is installed first, so the package's `torch>=2.4` requirement is already met
 # and pip downloads nothing more. The pinned version resolves to a local CPU wheel on machines
@@ -19,7 +20,7 @@ TORCH_INDEX_URL ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install figures test benchmark clean-venv
+.PHONY: install figures test test-fast benchmark clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,9 @@ figures: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/envs.py

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -16,6 +18,7 @@ def run_script(*args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_throughput_benchmark_prints_a_ratio_per_method():
     out = run_script("benchmarks/throughput.py", "--iterations", "1", "--rounds", "1", "--methods", "hard_sharing", "varshare_lora")
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
@@ -24,6 +27,7 @@ def test_throughput_benchmark_prints_a_ratio_per_method():
     assert rows["hard_sharing"][-1] == "1.00x" and rows["varshare_lora"][-1].endswith("x")
 
 
+@pytest.mark.slow
 def test_single_task_sanity_script_runs():
     out = run_script("benchmarks/sanity_single_task.py", "--steps", "1024", "--seeds", "0")
     assert "seed 0" in out

@@ -75,7 +75,7 @@ def test_allowed_names_come_from_the_registries():
 # (id, config, texts the error message must contain: the dotted key, the value, what is allowed)
 BAD_INPUTS = [
     ("unknown-top-level", with_(learning_rate=1e-3),
-     ["unknown key 'learning_rate'", "allowed keys: suite, methods"]),
+     ["unknown key 'learning_rate'", "allowed keys: suite, algo, methods"]),
     ("unknown-nested-did-you-mean", with_(ppo={"learning_rat": 1e-3}),
      ["unknown key 'ppo.learning_rat'", "allowed keys: learning_rate, num_steps", "did you mean 'learning_rate'?"]),
     ("unknown-nested", with_(ppo={"lr": 1e-3}), ["unknown key 'ppo.lr'", "allowed keys: learning_rate"]),
@@ -222,3 +222,101 @@ def test_check_config_command_reports_every_problem_and_exits_2(tmp_path):
                           capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
     assert load_config(out).ppo.learning_rate == 1e-3
+
+
+# --- pipeline presets (varshare.pipeline_config) ---------------------------------------------------
+
+from varshare.config import ALGOS  # noqa: E402
+from varshare.pipeline_config import job_resources, load_pipeline_config  # noqa: E402
+
+REPO = CONFIGS.parent
+
+
+def preset_data(name: str, **changes) -> dict:
+    import yaml
+
+    data = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    return {**data, **changes}
+
+
+def preset_errors(data: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_pipeline_config(data, REPO)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("name", ["smoke", "default", "paper"])
+def test_shipped_presets_resolve_one_experiment_config_per_suite_and_algo(name):
+    preset, experiments = load_pipeline_config(preset_data(name), REPO)
+    assert preset.algos == ["ppo"] and preset.loo.algos == ["ppo"]
+    assert set(experiments) == {(suite, "ppo") for suite in preset.suites}
+    assert all(cfg.algo == algo and cfg.suite == suite for (suite, algo), cfg in experiments.items())
+
+
+def test_algos_default_to_ppo_and_are_validated():
+    data = preset_data("smoke")
+    del data["algos"], data["loo"]["algos"]
+    preset, _ = load_pipeline_config(data, REPO)
+    assert preset.algos == ["ppo"] == preset.loo.algos == list(ALGOS[:1])
+    message = preset_errors(preset_data("smoke", algos=["ppo", "sak"]))
+    assert "algos[1]: got 'sak'; must be one of 'ppo'" in message
+    assert "(duplicates: ['ppo'])" in preset_errors(preset_data("smoke", algos=["ppo", "ppo"]))
+
+
+def test_paper_preset_asks_gpus_only_for_mt10():
+    preset, _ = load_pipeline_config(preset_data("paper"), REPO)
+    for family in ("train", "loo", "prune"):
+        for suite in ("cartpole10", "lunarlander20"):
+            assert job_resources(preset, family, suite, "ppo").gpu == 0, (family, suite)
+    assert job_resources(preset, "train", "mt10", "ppo").gpu == 1
+    assert job_resources(preset, "loo", "mt10", "ppo").gpu == 1
+    assert job_resources(preset, "train", "lunarlander20", "ppo").runtime > job_resources(
+        preset, "train", "cartpole10", "ppo").runtime
+
+
+def test_resource_overrides_merge_over_the_family_defaults_suite_then_suite_algo():
+    resources = {"train": {"threads": 2, "mem_mb": 3000, "runtime": 100, "gpu": 0,
+                           "overrides": {"cartpole10": {"mem_mb": 5000, "runtime": 50},
+                                         "cartpole10/ppo": {"runtime": 70, "gpu": 1}}}}
+    preset, _ = load_pipeline_config(preset_data("smoke", resources=resources), REPO)
+    got = job_resources(preset, "train", "cartpole10", "ppo")
+    assert (got.threads, got.mem_mb, got.runtime, got.gpu) == (2, 5000, 70, 1)
+    other = job_resources(preset, "train", "lunarlander20", "ppo")
+    assert (other.threads, other.mem_mb, other.runtime, other.gpu) == (2, 3000, 100, 0)
+    # families left out take the schema defaults: one thread, 2000 MB, 60 min, no GPU
+    prune = job_resources(preset, "prune", "cartpole10", "ppo")
+    assert (prune.threads, prune.mem_mb, prune.runtime, prune.gpu) == (1, 2000, 60, 0)
+
+
+@pytest.mark.parametrize("resources, expected", [
+    ({"train": {"threads": 0}}, "resources.train.threads: got 0; must be an integer >= 1"),
+    ({"train": {"gpus": 1}}, "unknown key 'resources.train.gpus'; allowed keys: threads, mem_mb, runtime, gpu, "
+                             "overrides; did you mean 'gpu'?"),
+    ({"analysis": {}}, "unknown key 'resources.analysis'; allowed keys: train, loo, prune"),
+    ({"loo": {"overrides": {"mt10": {"mem": 1}}}},
+     "unknown key 'resources.loo.overrides.mt10.mem'; allowed keys: threads, mem_mb, runtime, gpu"),
+    ({"train": {"overrides": {"cartpol10": {"gpu": 1}}}},
+     "resources.train.overrides.cartpol10: unknown suite 'cartpol10'; a key is a suite or suite/algo with "
+     "suites: cartpole10, lunarlander20, mt10; algos: ppo"),
+    ({"prune": {"overrides": {"mt10/sak": {"gpu": 1}}}},
+     "resources.prune.overrides.mt10/sak: unknown algorithm 'sak'"),
+])
+def test_bad_resources_name_the_key_and_what_is_allowed(resources, expected):
+    assert expected in preset_errors(preset_data("smoke", resources=resources))
+
+
+def test_old_train_resources_key_is_rejected_with_a_hint():
+    message = preset_errors(preset_data("smoke", train_resources={"threads": 1}))
+    assert "unknown key 'train_resources'" in message and "resources" in message
+
+
+def test_a_figure_of_an_untrained_method_is_a_preset_error():
+    message = preset_errors(preset_data("smoke", variants=["varshare"], top_variants=["varshare", "varshare_lora"]))
+    assert "top_variants: ['varshare_lora'] are not trained by this preset" in message
+
+
+def test_a_bad_experiment_override_names_suite_and_key():
+    data = preset_data("smoke")
+    data["experiments"]["cartpole10"]["set"] = {"ppo.num_stepz": 64}
+    message = preset_errors(data)
+    assert "experiments.cartpole10 (configs/cartpole10_ppo.yaml)" in message and "did you mean 'num_steps'" in message

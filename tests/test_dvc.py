@@ -103,10 +103,10 @@ def test_repro_push_clone_pull_gives_identical_files_and_snakemake_has_nothing_t
     # persist: a deleted figure makes DVC rerun the stage, and Snakemake rebuilds only that figure.
     checkpoint = origin / "data/runs/cartpole10/ppo/varshare/seed0/checkpoint.pt"
     trained_at = checkpoint.stat().st_mtime_ns
-    (origin / "figures/fig1_cartpole10_methods.png").unlink()
+    (origin / "figures/fig1_cartpole10_ppo_methods.png").unlink()
     out = dvc(origin, env, "repro")
     assert "Running stage 'study'" in out and "rule train" not in out
-    assert (origin / "figures/fig1_cartpole10_methods.png").is_file()
+    assert (origin / "figures/fig1_cartpole10_ppo_methods.png").is_file()
     assert checkpoint.stat().st_mtime_ns == trained_at
     assert "didn't change" in dvc(origin, env, "repro")
 

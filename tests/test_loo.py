@@ -322,6 +322,7 @@ def test_loo_tables_and_figure_keep_algorithms_apart(tmp_path, monkeypatch, caps
 
 
 # --- the pipeline ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_smoke_dag_builds_the_loo_figure_into_figures_all(tmp_path):
     copy_checkout(tmp_path)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

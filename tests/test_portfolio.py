@@ -63,6 +63,7 @@ def test_strategy_curves_and_sharing_map_by_hand(tmp_path):
     assert shares[("actor.layers.0", "b")] == 0.3 and shares[("actor.layers.1", "a")] == 0.5  # last step only
 
 
+@pytest.mark.slow
 def test_plot_cli_draws_panels_per_results_directory(tmp_path):
     for seed in (0, 1):
         synthetic_run(tmp_path / "runs" / f"s{seed}", "varshare", seed, rows_for(seed))

@@ -102,7 +102,7 @@ def test_profile_runs_the_dag_through_slurm_and_resubmits_a_failed_job(workdir, 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
     manifest = (workdir / "figures/all").read_text().split()
-    assert "figures/fig1_cartpole10_methods.png" in manifest
+    assert "figures/fig1_cartpole10_ppo_methods.png" in manifest
     assert all((workdir / path).stat().st_size > 0 for path in manifest)
 
     jobs = submissions(cluster)
@@ -113,25 +113,28 @@ def test_profile_runs_the_dag_through_slurm_and_resubmits_a_failed_job(workdir, 
         [(TRAIN_VARSHARE, "FAILED", True)]
     retried = [job for job in jobs if job["request"]["comment"] == TRAIN_VARSHARE]
     assert [job["state"] for job in retried] == ["FAILED", "COMPLETED"]
+    # runtime grows with the attempt: the resubmission asks for twice the preset's 10 minutes
+    assert [job["request"]["time_minutes"] for job in retried] == [10, 20]
+    assert " -t 20 " in retried[1]["cmdline"], retried[1]["cmdline"]
     assert (workdir / "data/runs/cartpole10/ppo/varshare/seed0/done.json").is_file()
     # the plugin keeps the SLURM log of the failed job and deletes those of successful ones
     slurm_logs = workdir / ".snakemake/slurm_logs"
     assert [p.name for p in slurm_logs.rglob("*.log")] == [f"{retried[0]['jobid']}.log"]
     assert (workdir / "logs/train/cartpole10/ppo/varshare/seed0.log").is_file()  # the rule's own log
 
-    # the train rule's declared resources (smoke preset: 1 thread, 1000 MB, 10 min, no GPU)
-    for job in (j for j in jobs if j["rule"] == "train"):
+    # the train and prune rules' declared resources (smoke preset: 1 thread, 1000 MB, 10 min, no GPU)
+    for job in (j for j in jobs if j["rule"] in ("train", "prune") and j is not retried[1]):
         request, line = job["request"], job["cmdline"]
         assert (request["account"], request["partition"]) == ("test", "cpu")
         assert (request["cpus_per_task"], request["mem_mb"], request["time_minutes"]) == (1, 1000, 10)
-        assert request["gpus"] is None and request["gres"] is None
+        assert request["gpus"] is None and request["gres"] is None and "--gpus" not in line
         for piece in (" -A test ", " -p cpu ", " -t 10 ", " --mem 1000 ", " --cpus-per-task=1 ", " --ntasks=1 "):
             assert piece in line, (piece, line)
     # rules without resources of their own get the profile's defaults
-    for job in (j for j in jobs if j["rule"] != "train"):
+    for job in (j for j in jobs if j["rule"] not in ("train", "prune")):
         assert (job["request"]["mem_mb"], job["request"]["time_minutes"]) == (2000, 30)
         assert (job["request"]["account"], job["request"]["partition"]) == ("test", "cpu")
-        assert job["request"]["cpus_per_task"] == 1
+        assert job["request"]["cpus_per_task"] == 1 and job["request"]["gpus"] is None
 
     # inside each allocation the job step ran the rule through srun with the same CPU count
     steps = srun_steps(cluster)
@@ -141,26 +144,35 @@ def test_profile_runs_the_dag_through_slurm_and_resubmits_a_failed_job(workdir, 
 
 
 @pytest.mark.slow
-def test_gpu_preset_requests_gpus_for_training(workdir, cluster, tmp_path):
-    target = "data/runs/cartpole10/ppo/hard_sharing/seed0/done.json"
-    # A preset asking for one GPU per training job. (Not via `--config train_resources={gpu: 1, ...}`:
-    # Snakemake hands nested --config values over as strings, which the strict preset schema rejects.)
-    overlay = tmp_path / "gpu.yaml"
-    overlay.write_text("train_resources: {gpu: 1, threads: 1, mem_mb: 1000, runtime: 10}\n")
-    gpu_preset = ["--configfile", "configs/smoke.yaml", str(overlay), *SMALL[2:]]
+def test_gpus_only_where_a_resource_override_asks(workdir, cluster):
+    cartpole = "data/runs/cartpole10/ppo/hard_sharing/seed0/done.json"
+    lunarlander = "data/runs/lunarlander20/ppo/hard_sharing/seed0/done.json"
+    # One GPU for CartPole-10's PPO training jobs (a suite/algo override on the command line: typed
+    # and validated like the preset); LunarLander-20 keeps the CPU-only default.
+    overrides = ["--config", "suites=[cartpole10,lunarlander20]", *SMALL[4:],
+                 "resources={train: {overrides: {cartpole10/ppo: {gpu: 1, threads: 2}}}}"]
     # GPU training routed to a GPU partition, as the profile's comment describes; status via squeue
     result = snakemake(workdir, cluster, *PROFILE, *FAST_POLLING, "--jobs", "2", "--slurm-status-command", "squeue",
-                       target, "--set-resources", "train:slurm_partition='gpu'", *gpu_preset)
+                       cartpole, lunarlander, "--set-resources", "train:slurm_partition='gpu'",
+                       "--configfile", "configs/smoke.yaml", *overrides)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    assert (workdir / target).is_file()
+    assert (workdir / cartpole).is_file() and (workdir / lunarlander).is_file()
 
     jobs = submissions(cluster)
-    assert sorted(job["rule"] for job in jobs) == ["envs", "experiment_config", "train"]
+    assert sorted(job["rule"] for job in jobs) == ["envs", "envs", "experiment_config", "experiment_config",
+                                                   "train", "train"]
     assert all(job["state"] == "COMPLETED" for job in jobs)
-    train = next(job for job in jobs if job["rule"] == "train")
-    assert train["request"]["gpus"] == "1" and " --gpus=1" in train["cmdline"], train["cmdline"]
-    assert train["request"]["partition"] == "gpu" and train["request"]["cpus_per_task"] == 1
-    assert srun_steps(cluster)[train["jobid"]].count("--gpus=1") == 1  # the job step asks for it too
+    train = {job["request"]["comment"]: job for job in jobs if job["rule"] == "train"}
+    gpu = train["rule_train_wildcards_cartpole10_ppo_hard_sharing_0"]
+    assert gpu["request"]["gpus"] == "1" and " --gpus=1" in gpu["cmdline"], gpu["cmdline"]
+    assert gpu["request"]["partition"] == "gpu" and gpu["request"]["cpus_per_task"] == 2
+    assert (gpu["request"]["mem_mb"], gpu["request"]["time_minutes"]) == (1000, 10)  # the rest: the defaults
+    assert srun_steps(cluster)[gpu["jobid"]].count("--gpus=1") == 1  # the job step asks for it too
+    assert "device: auto" in (workdir / "data/runs/cartpole10/ppo/hard_sharing/seed0/config.yaml").read_text()
+    cpu = train["rule_train_wildcards_lunarlander20_ppo_hard_sharing_0"]
+    assert cpu["request"]["gpus"] is None and "--gpus" not in cpu["cmdline"], cpu["cmdline"]
+    assert cpu["request"]["cpus_per_task"] == 1
+    assert "device: cpu" in (workdir / "data/runs/lunarlander20/ppo/hard_sharing/seed0/config.yaml").read_text()
     assert set(status_queries(cluster)) == {"squeue"}
     for job in (j for j in jobs if j["rule"] != "train"):
         assert job["request"]["gpus"] is None and "--gpus" not in job["cmdline"]

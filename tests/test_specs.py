@@ -37,6 +37,7 @@ def test_lunarlander20_spans_calm_moon_to_stormy_jupiter():
     assert calm_moon and stormy_jupiter
 
 
+@pytest.mark.slow
 def test_mt10_is_the_benchmark_in_its_order():
     import metaworld
 

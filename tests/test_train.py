@@ -31,6 +31,7 @@ def train(tmp_path: Path, out: str, method: str = "varshare", *extra: str) -> su
     )
 
 
+@pytest.mark.slow
 def test_run_directory_holds_config_manifest_metrics_checkpoint_and_marker(tmp_path):
     result = train(tmp_path, "run")
     assert result.returncode == 0, result.stderr
@@ -64,6 +65,7 @@ def test_run_directory_holds_config_manifest_metrics_checkpoint_and_marker(tmp_p
                                                                          "varshare", 3)
 
 
+@pytest.mark.slow
 def test_same_seed_twice_gives_identical_metrics(tmp_path):
     assert train(tmp_path, "a", "pcgrad").returncode == 0
     assert train(tmp_path, "b", "pcgrad", "--algo", "ppo").returncode == 0  # the default, given explicitly

@@ -1,4 +1,8 @@
-"""The Snakemake workflow as users run it: presets, load-time validation, `figures/all` end to end."""
+"""The Snakemake workflow as users run it: presets, load-time validation, `figures/all` end to end.
+
+Every test here starts Snakemake (2-3 s per parse of the Snakefile, far more for the paper preset's
+1,586-job DAG): all but one representative of each kind are marked `slow`; the schema checks they
+exercise run in-process in tests/test_config.py (preset section) for the fast tier."""
 
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset, seeds, loo_pretrain", [
     ("smoke", 1, 1 * 1 * 1),  # leave-one-out: methods × held-out tasks × seeds
     ("default", 3, 2 * 2 * 2),
@@ -42,31 +47,85 @@ def test_presets_plan_suites_times_methods_times_seeds_training_jobs(workdir, pr
     result = snakemake(workdir, "-n", "figures/all", "--configfile", f"configs/{preset}.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert counts["train"] == 2 * (7 + 9) * seeds  # 7 compared methods + 9 more VarShare variants
+    assert counts["train"] == 2 * 1 * (7 + 9) * seeds  # suites × algos × (7 methods + 9 more variants) × seeds
     assert counts["envs"] == counts["aggregate"] == counts["figure_methods"] == 2
+    assert counts["experiment_config"] == 2 * 1  # one per suite and algo
     assert all(counts[f"figure_{name}"] == 1 for name in ("fig3_strategies", "fig4_variants", "fig5_top_variants", "sharing_map"))
     assert counts["loo_pretrain"] == loo_pretrain and counts["loo_adapt"] == 3 * loo_pretrain  # 3 regimes
     assert counts["loo_aggregate"] == counts["loo_figure"] == 1  # CartPole-10 only
-    assert counts["all"] == 1
+    assert counts["all"] == counts["study_manifest"] == 1
 
 
+@pytest.mark.slow
 def test_command_line_overrides_are_typed_and_validated(workdir):
-    result = snakemake(workdir, "-n", "figures/all", "--config", "seeds=[0,1]", "methods=[varshare]",
-                       "variants=[]", "top_variants=[]",
-                       "train_resources={threads: 2, mem_mb: 1000, runtime: 5, gpu: 0}")
+    result = snakemake(workdir, "-n", "-p", "figures/all", "--config", "seeds=[0,1]", "methods=[varshare]",
+                       "variants=[]", "top_variants=[]", "algos=[ppo]",
+                       "resources={train: {threads: 2, mem_mb: 1000, runtime: 5, gpu: 0}}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert job_counts(result.stdout)["train"] == 2 * 1 * 2
-    assert "threads: 2" in result.stdout or "--set num_threads=2" in result.stdout
+    assert "threads: 2" in result.stdout and "--set num_threads=2" in result.stdout
+
+
+def dry_run_jobs(output: str) -> list[dict]:
+    """The jobs of a `snakemake -n -p` printout: rule, wildcards, resources (as text), shell command."""
+    jobs = []
+    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?rule )", output):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.MULTILINE)
+        if rule:
+            fields = dict(re.findall(r"^    (\w+): (.*)$", block, re.MULTILINE))
+            shell = re.search(r"^Shell command: (.*)$", block, re.MULTILINE)
+            jobs.append({"rule": rule.group(1), **fields, "shell": shell.group(1) if shell else ""})
+    return jobs
+
+
+@pytest.mark.slow
+def test_paper_preset_asks_gpus_only_where_an_override_says(workdir):
+    result = snakemake(workdir, "-n", "-p", "figures/all", "--configfile", "configs/paper.yaml")
+    assert result.returncode == 0, result.stderr
+    jobs = dry_run_jobs(result.stdout)
+    assert len(jobs) == job_counts(result.stdout)["total"]
+    assert not [job for job in jobs if "gpu=1" in job.get("resources", "")]  # CartPole, LunarLander: CPU
+    training = [job for job in jobs if job["rule"] in ("train", "loo_pretrain", "loo_adapt")]
+    assert training and all("--set device=cpu" in job["shell"] for job in training)
+    assert all("--algo ppo" in job["shell"] for job in jobs if job["rule"] in ("train", "loo_pretrain"))
+    lunar = [job for job in jobs if job["rule"] == "train" and "suite=lunarlander20" in job["wildcards"]]
+    assert lunar and all("runtime=240," in job["resources"] for job in lunar)
+
+    # an override keyed by suite/algo: a GPU for CartPole-10's PPO training jobs only
+    result = snakemake(workdir, "-n", "-p", "figures/all", "--configfile", "configs/paper.yaml",
+                       "--config", "resources={train: {overrides: {cartpole10/ppo: {gpu: 1}}}}", "loo={methods: []}")
+    assert result.returncode == 0, result.stderr
+    jobs = dry_run_jobs(result.stdout)
+    gpu = [job for job in jobs if "gpu=1" in job.get("resources", "")]
+    assert {job["rule"] for job in gpu} == {"train"} and len(gpu) == 16 * 5
+    assert all("suite=cartpole10" in job["wildcards"] and "--set device=auto" in job["shell"] for job in gpu)
+    assert all("--set device=cpu" in job["shell"] for job in jobs if job["rule"] == "train" and job not in gpu)
+
+
+def test_no_target_builds_figures_all(workdir):
+    result = snakemake(workdir, "-n", "--configfile", "configs/smoke.yaml")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["all"] == counts["study_manifest"] == 1 and counts["train"] == 2 * 16
+    assert "output: figures/all" in result.stdout
+
+
+SLOW = pytest.mark.slow
 
 
 @pytest.mark.parametrize("override, message", [
-    ("methods=[varshare,maml]", "methods[1]: got 'maml'"),
-    ("seeds=[0,0]", "(duplicates: [0])"),
-    ("suites=[cartpole10,pendulum5]", "suites[1]: got 'pendulum5'"),
-    ("train_resources={threads: 0}", "train_resources.threads: got 0; must be an integer >= 1"),
-    ("loo={methods: [varshare, maml]}", "loo.methods[1]: got 'maml'"),
-    ("loo={suites: {cartpole10: {holdouts: [mooon], pretrain_steps_per_task: 1, adapt_steps: 1, threshold: 1}}}",
-     "loo.suites.cartpole10.holdouts: ['mooon'] are not tasks of cartpole10; allowed: default"),
+    pytest.param("methods=[varshare,maml]", "methods[1]: got 'maml'", marks=SLOW),
+    pytest.param("seeds=[0,0]", "(duplicates: [0])", marks=SLOW),
+    pytest.param("suites=[cartpole10,pendulum5]", "suites[1]: got 'pendulum5'", marks=SLOW),
+    ("resources={train: {threads: 0}}", "resources.train.threads: got 0; must be an integer >= 1"),
+    pytest.param("resources={train: {overrides: {cartpol10: {gpu: 1}}}}",
+                 "resources.train.overrides.cartpol10: unknown suite 'cartpol10'; a key is a suite or suite/algo",
+                 marks=SLOW),
+    pytest.param("algos=[ppo,sak]", "algos[1]: got 'sak'; must be one of 'ppo'", marks=SLOW),
+    pytest.param("loo={methods: [varshare, maml]}", "loo.methods[1]: got 'maml'", marks=SLOW),
+    pytest.param("loo={suites: {cartpole10: {holdouts: [mooon], pretrain_steps_per_task: 1, adapt_steps: 1, "
+                 "threshold: 1}}}",
+                 "loo.suites.cartpole10.holdouts: ['mooon'] are not tasks of cartpole10; allowed: default", marks=SLOW),
 ])
 def test_bad_preset_value_fails_before_any_job(workdir, override, message):
     result = snakemake(workdir, "figures/all", "--configfile", "configs/smoke.yaml", "--config", override)
@@ -75,6 +134,7 @@ def test_bad_preset_value_fails_before_any_job(workdir, override, message):
     assert not (workdir / "data").exists()
 
 
+@pytest.mark.slow
 def test_figure_of_an_untrained_method_fails_before_any_job(workdir):
     result = snakemake(workdir, "figures/all", "--configfile", "configs/smoke.yaml", "--config",
                        "variants=[varshare]", "top_variants=[varshare,varshare_lora]")
@@ -83,6 +143,7 @@ def test_figure_of_an_untrained_method_fails_before_any_job(workdir):
     assert not (workdir / "data").exists()
 
 
+@pytest.mark.slow
 def test_bad_experiment_override_names_suite_and_key(workdir):
     preset = (workdir / "configs/smoke.yaml").read_text().replace("ppo.num_steps: 64", "ppo.num_stepz: 64", 1)
     (workdir / "configs/smoke.yaml").write_text(preset)
@@ -97,15 +158,18 @@ def test_figures_all_builds_from_clean_and_rebuilds_a_deleted_figure(workdir):
     result = snakemake(workdir, "figures/all", *SMALL)
     assert result.returncode == 0, result.stderr
     manifest = (workdir / "figures" / "all").read_text().split()
-    assert "figures/fig1_cartpole10_methods.png" in manifest and "data/results/cartpole10/iqm.csv" in manifest
-    assert "figures/loo_cartpole10.png" in manifest and "data/results/cartpole10/loo/loo_summary.csv" in manifest
+    assert "figures/fig1_cartpole10_ppo_methods.png" in manifest and "data/results/cartpole10/iqm.csv" in manifest
+    assert "figures/fig4_variants_ppo.png" in manifest and "figures/pruning_ppo.png" in manifest
+    assert "figures/loo_cartpole10_ppo.png" in manifest and "data/results/cartpole10/loo/loo_summary.csv" in manifest
     assert all((workdir / path).stat().st_size > 0 for path in manifest)
     assert (workdir / "data/runs/cartpole10/ppo/varshare/seed0/checkpoint.pt").is_file()
+    assert (workdir / "data/runs/cartpole10/loo/ppo/varshare/moon/seed0/residual/done.json").is_file()
+    assert (workdir / "data/configs/cartpole10/ppo.yaml").is_file()
 
-    (workdir / "figures/fig1_cartpole10_methods.png").unlink()
+    (workdir / "figures/fig1_cartpole10_ppo_methods.png").unlink()
     result = snakemake(workdir, "figures/all", *SMALL)
     assert result.returncode == 0, result.stderr
-    assert (workdir / "figures/fig1_cartpole10_methods.png").is_file()
+    assert (workdir / "figures/fig1_cartpole10_ppo_methods.png").is_file()
     assert "train" not in job_counts(result.stdout + result.stderr)  # only the figure and manifest
     again = snakemake(workdir, "figures/all", *SMALL)
     assert "Nothing to be done" in again.stdout + again.stderr

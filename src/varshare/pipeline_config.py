@@ -1,10 +1,12 @@
-"""The pipeline preset: which suites, methods and seeds the Snakemake DAG builds, and with what.
+"""The pipeline preset: which suites, algorithms, methods and seeds the Snakemake DAG builds, and
+with what.
 
 A preset (``configs/smoke.yaml``, ``configs/default.yaml``, ``configs/paper.yaml``) names, per suite,
-an experiment config and the overrides this preset applies to it. The Snakefile validates the whole
-preset — including every suite's resolved experiment config — when it loads, so a bad value fails
-with one message naming its key before any job starts. Snakemake's ``--config key=value``
-overrides are validated the same way.
+an experiment config and the overrides this preset applies to it, and per rule family (``train``,
+``loo``, ``prune``) the resources a job asks for, with overrides per suite or ``suite/algo``. The
+Snakefile validates the whole preset — including every (suite, algorithm) pair's resolved
+experiment config — when it loads, so a bad value fails with one message naming its key before any
+job starts. Snakemake's ``--config key=value`` overrides are validated the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from annotated_types import Ge
 from pydantic import AfterValidator, Field, ValidationError
 
 from varshare.config import (
+    ALGOS,
     REGIMES,
+    AlgoName,
     ConfigError,
     ExperimentConfig,
     MethodName,
@@ -28,6 +32,7 @@ from varshare.config import (
     load_config,
     parse_yaml,
 )
+from varshare.envs.suites import SUITES as KNOWN_SUITES
 from varshare.envs.suites import build_suite
 
 
@@ -38,13 +43,41 @@ class SuitePlan(Section):
     set: dict[str, Any] = Field(default_factory=dict, description="Overrides (dotted keys allowed).")
 
 
-class TrainResources(Section):
-    """Resources a training job asks for (Snakemake resources; the SLURM profile maps them)."""
+class Resources(Section):
+    """Resources of one job (Snakemake resources; the SLURM profile maps them to sbatch options)."""
 
-    threads: int = Field(1, ge=1, description="CPU threads (torch intra-op threads = this).")
+    threads: int = Field(1, ge=1, description="CPU threads (training: torch intra-op threads = this).")
     mem_mb: int = Field(2000, ge=100, description="Memory [MB].")
-    runtime: int = Field(60, ge=1, description="Wall-time limit [minutes].")
-    gpu: int = Field(0, ge=0, description="GPUs per training job (0: CPU).")
+    runtime: int = Field(60, ge=1, description="Wall-time limit of the first attempt [minutes]; attempt k "
+                                               "(a retry after a failure or timeout) asks for k × runtime.")
+    gpu: int = Field(0, ge=0, description="GPUs (0: a CPU job; training then runs on device cpu, else auto).")
+
+
+class ResourceOverride(Section):
+    """Some of a rule family's resources, replacing its defaults for one suite or suite/algo."""
+
+    threads: int | None = Field(None, ge=1, description="CPU threads (null: the family's default).")
+    mem_mb: int | None = Field(None, ge=100, description="Memory [MB] (null: the family's default).")
+    runtime: int | None = Field(None, ge=1, description="Wall time of the first attempt [minutes] (null: the default).")
+    gpu: int | None = Field(None, ge=0, description="GPUs (null: the family's default).")
+
+
+class RuleResources(Resources):
+    """A rule family's default resources and their overrides; keys of ``overrides``: a suite
+    (``lunarlander20``) or a suite and algorithm (``mt10/ppo``). A job takes the defaults, then the
+    suite's override, then the ``suite/algo`` override (each replaces only the keys it sets)."""
+
+    overrides: dict[str, ResourceOverride] = Field(
+        default_factory=dict, description="Per suite or suite/algo: resources replacing the defaults.")
+
+
+class ResourcePlan(Section):
+    """Resources per rule family. Analysis and figure rules declare none (the executor's defaults:
+    one core; on SLURM the profile's default-resources)."""
+
+    train: RuleResources = Field(default_factory=RuleResources, description="`train` jobs.")
+    loo: RuleResources = Field(default_factory=RuleResources, description="`loo_pretrain` and `loo_adapt` jobs.")
+    prune: RuleResources = Field(default_factory=RuleResources, description="`prune` jobs (re-evaluations).")
 
 
 class PruningPlan(Section):
@@ -75,6 +108,8 @@ class LOOPlan(Section):
     no methods: none (``--config "loo={methods: []}"`` turns it off; Snakemake merges nested
     ``--config`` mappings, so ``suites`` cannot be emptied that way)."""
 
+    algos: Annotated[list[AlgoName], AfterValidator(_unique)] = Field(
+        default_factory=lambda: ["ppo"], min_length=1, description="Base RL algorithms pretrained and adapted.")
     suites: dict[SuiteName, LOOSuitePlan] = Field(
         default_factory=dict, description="Per suite (one of the preset's suites): held-out tasks, budgets, threshold.")
     methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
@@ -90,6 +125,9 @@ class PipelineConfig(Section):
 
     preset: str = Field(description="Name of the preset (recorded with the results).")
     suites: Annotated[list[SuiteName], AfterValidator(_unique)] = Field(min_length=1)
+    algos: Annotated[list[AlgoName], AfterValidator(_unique)] = Field(
+        default_factory=lambda: ["ppo"], min_length=1,
+        description="Base RL algorithms: every method and seed is trained with each (runs <suite>/<algo>/...).")
     methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
         min_length=1, description="The sharing methods compared in Fig. 1 / Fig. 2.")
     variants: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
@@ -102,8 +140,9 @@ class PipelineConfig(Section):
     sharing_map_method: MethodName = Field("varshare", description="Method of the sharing-map figure.")
     pruning: PruningPlan = Field(default_factory=PruningPlan)
     seeds: Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)] = Field(min_length=1)
-    experiments: dict[SuiteName, SuitePlan] = Field(description="Per suite: experiment config and overrides.")
-    train_resources: TrainResources = Field(default_factory=TrainResources)
+    experiments: dict[SuiteName, SuitePlan] = Field(
+        description="Per suite: experiment config and overrides (used for every algorithm of `algos`).")
+    resources: ResourcePlan = Field(default_factory=ResourcePlan)
     bootstrap_seed: int = Field(0, ge=0, description="Seed of the IQM confidence-interval bootstrap.")
     loo: LOOPlan = Field(default_factory=LOOPlan)
 
@@ -124,11 +163,13 @@ def typed_strings(value: Any) -> Any:
     return value
 
 
-def load_pipeline_config(data: dict[str, Any], root: str | Path = ".") -> tuple[PipelineConfig, dict[str, ExperimentConfig]]:
-    """Validate a preset (as Snakemake's ``config`` dict) and each suite's experiment config.
+def load_pipeline_config(
+    data: dict[str, Any], root: str | Path = "."
+) -> tuple[PipelineConfig, dict[tuple[str, str], ExperimentConfig]]:
+    """Validate a preset (as Snakemake's ``config`` dict) and each (suite, algo)'s experiment config.
 
-    Returns the preset and, per suite, the resolved experiment config. Raises :class:`ConfigError`
-    listing every problem with its dotted key.
+    Returns the preset and, per ``(suite, algo)`` of ``suites`` × ``algos``, the resolved experiment
+    config. Raises :class:`ConfigError` listing every problem with its dotted key.
     """
     try:
         preset = PipelineConfig.model_validate(data)
@@ -144,12 +185,14 @@ def load_pipeline_config(data: dict[str, Any], root: str | Path = ".") -> tuple[
         if not path.is_file():
             problems.append(f"experiments.{suite}.experiment: no such file {plan.experiment!r}")
             continue
-        overrides = {**plan.set, "suite": suite, "methods": preset.methods, "seeds": preset.seeds}
-        try:
-            experiments[suite] = load_config(path, overrides)
-        except ConfigError as error:
-            problems.extend(f"experiments.{suite} ({plan.experiment}): {p}" for p in error.problems)
+        for algo in preset.algos:
+            try:
+                experiments[suite, algo] = load_config(path, experiment_overrides(preset, suite, algo))
+            except ConfigError as error:
+                where = f"{suite}, algo {algo}" if len(preset.algos) > 1 else suite
+                problems.extend(f"experiments.{where} ({plan.experiment}): {p}" for p in error.problems)
     problems += _loo_problems(preset, root)
+    problems += _resource_problems(preset)
     trained = set(preset.methods) | set(preset.variants)
     for key, names in (("top_variants", preset.top_variants), ("strategy_methods", preset.strategy_methods),
                        ("sharing_map_method", [preset.sharing_map_method]), ("pruning.method", [preset.pruning.method])):
@@ -160,6 +203,42 @@ def load_pipeline_config(data: dict[str, Any], root: str | Path = ".") -> tuple[
     if problems:
         raise ConfigError(problems, what="pipeline preset")
     return preset, experiments
+
+
+def experiment_overrides(preset: PipelineConfig, suite: str, algo: str) -> dict[str, Any]:
+    """Overrides that turn the suite's experiment file into the experiment config of (suite, algo)
+    (``data/configs/<suite>/<algo>.yaml``): the preset's ``set``, then suite, algo, methods, seeds."""
+    return {**preset.experiments[suite].set, "suite": suite, "algo": algo,
+            "methods": trained_methods(preset), "seeds": preset.seeds}
+
+
+#: rule families of ``resources`` (the fields of :class:`ResourcePlan`)
+RESOURCE_FAMILIES: tuple[str, ...] = tuple(ResourcePlan.model_fields)
+
+
+def job_resources(preset: PipelineConfig, family: str, suite: str, algo: str) -> Resources:
+    """Resources of a job of ``family`` on (suite, algo): the family's defaults, then the override
+    of ``suite``, then that of ``suite/algo`` (each replacing only the keys it sets)."""
+    plan: RuleResources = getattr(preset.resources, family)
+    values = plan.model_dump(exclude={"overrides"})
+    for key in (suite, f"{suite}/{algo}"):
+        if key in plan.overrides:
+            values.update(plan.overrides[key].model_dump(exclude_none=True))
+    return Resources(**values)
+
+
+def _resource_problems(preset: PipelineConfig) -> list[str]:
+    """Override keys must name a known suite, or a known suite and algorithm (``suite/algo``)."""
+    problems = []
+    for family in RESOURCE_FAMILIES:
+        for key in getattr(preset.resources, family).overrides:
+            suite, slash, algo = key.partition("/")
+            if suite in KNOWN_SUITES and (not slash or algo in ALGOS):
+                continue
+            what = f"unknown algorithm {algo!r}" if suite in KNOWN_SUITES else f"unknown suite {suite!r}"
+            problems.append(f"resources.{family}.overrides.{key}: {what}; a key is a suite or suite/algo with "
+                            f"suites: {', '.join(KNOWN_SUITES)}; algos: {', '.join(ALGOS)}")
+    return problems
 
 
 def loo_overrides(plan: LOOSuitePlan, stage: str) -> dict[str, Any]:
@@ -189,13 +268,16 @@ def _loo_problems(preset: PipelineConfig, root: str | Path) -> list[str]:
         path = Path(root) / suite_plan.experiment if suite_plan else None
         if path is None or not path.is_file():
             continue  # reported with the suite's experiment
-        for stage in ("pretrain", "adapt"):
-            overrides = {**suite_plan.set, "suite": suite, "methods": preset.loo.methods, "seeds": preset.loo.seeds,
-                         "holdout": plan.holdouts[0] if stage == "pretrain" else None, **loo_overrides(plan, stage)}
-            try:
-                load_config(path, overrides)
-            except ConfigError as error:
-                problems.extend(f"loo.suites.{suite} ({stage} runs of {suite_plan.experiment}): {p}" for p in error.problems)
+        for algo in preset.loo.algos:
+            for stage in ("pretrain", "adapt"):
+                overrides = {**suite_plan.set, "suite": suite, "algo": algo, "methods": preset.loo.methods,
+                             "seeds": preset.loo.seeds, "holdout": plan.holdouts[0] if stage == "pretrain" else None,
+                             **loo_overrides(plan, stage)}
+                try:
+                    load_config(path, overrides)
+                except ConfigError as error:
+                    problems.extend(f"loo.suites.{suite} ({algo} {stage} runs of {suite_plan.experiment}): {p}"
+                                    for p in error.problems)
     return problems
 
 

@@ -4,10 +4,11 @@ def finished_runs(wildcards):
 
 
 rule aggregate:
-    """Tidy results of a suite: evaluation curves, final returns per task, IQM with bootstrap CIs."""
+    """Tidy results of a suite, every algorithm's runs: evaluation curves, final returns per task,
+    IQM with bootstrap CIs (keyed by algo and method)."""
     input:
         runs=finished_runs,
-        code=ANALYSIS_SOURCES,
+        code=AGGREGATE_SOURCES,
     output:
         curves="data/results/{suite}/eval_curves.csv",
         final="data/results/{suite}/final_returns.csv",

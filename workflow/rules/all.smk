@@ -3,10 +3,11 @@
 # so a manifest whose listed artefacts are not all present is stale: remove it at parse time and
 # the missing artefacts (and the manifest) are rebuilt on this run.
 STUDY_OUTPUTS = [
-    *(f"{figure_stem(s)}_{kind}.{ext}" for s in SUITES for kind in ("methods", "iqm") for ext in ("png", "pdf")),
+    *(f"{figure_stem(s, a)}_{kind}.{ext}" for s in SUITES for a in ALGOS for kind in ("methods", "iqm")
+      for ext in ("png", "pdf")),
     *(f"data/results/{s}/{table}" for s in SUITES for table in ("per_task_final.csv", "iqm.csv")),
-    *(f"figures/{name}.{ext}" for name in [*PORTFOLIO_FIGURES, "pruning"] for ext in ("png", "pdf")),
-    *(f"figures/loo_{s}.{ext}" for s in LOO_SUITES for ext in ("png", "pdf")),
+    *(f"figures/{name}_{a}.{ext}" for name in [*PORTFOLIO_FIGURES, "pruning"] for a in ALGOS for ext in ("png", "pdf")),
+    *(f"figures/loo_{s}_{a}.{ext}" for s in LOO_SUITES for a in LOO.algos for ext in ("png", "pdf")),
     *(f"data/results/{s}/loo/loo_summary.csv" for s in LOO_SUITES),
 ]
 
@@ -14,8 +15,10 @@ if os.path.exists("figures/all") and not all(os.path.exists(p) for p in STUDY_OU
     os.remove("figures/all")
 
 
-rule all:
-    """Everything the study builds (the user's target is `figures/all`)."""
+# The default target (plain `snakemake --cores 8`) is this rule's output: rule `all` of the root
+# Snakefile asks for it (Snakemake takes the default target from the main Snakefile only).
+rule study_manifest:
+    """Everything the study builds, listed in `figures/all`."""
     input:
         STUDY_OUTPUTS,
     output:

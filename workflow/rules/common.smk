@@ -1,14 +1,17 @@
-# Load-time validation of the preset (and of every suite's resolved experiment config): a bad
-# value stops here with one message naming its key, before any job starts.
+# Load-time validation of the preset (and of every (suite, algo)'s resolved experiment config): a
+# bad value stops here with one message naming its key, before any job starts.
 import json
 import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from varshare.config import ALGOS as KNOWN_ALGOS
 from varshare.config import REGIMES, ConfigError
 from varshare.envs.suites import SUITES as KNOWN_SUITES
-from varshare.pipeline_config import load_pipeline_config, loo_overrides, loo_suites, trained_methods, typed_strings
+from varshare.pipeline_config import (experiment_overrides, job_resources, load_pipeline_config, loo_overrides,
+                                      loo_suites, trained_methods, typed_strings)
+from varshare.provenance import import_closure
 
 try:
     PRESET, EXPERIMENTS = load_pipeline_config(typed_strings(config))
@@ -16,21 +19,37 @@ except ConfigError as error:
     raise WorkflowError(str(error))
 
 SUITES = PRESET.suites
+ALGOS = PRESET.algos
 METHODS = trained_methods(PRESET)  # compared methods (Fig. 1/2) and VarShare variants (Fig. 4)
 SEEDS = PRESET.seeds
-ALGOS = ["ppo"]
 
 # Figure names of the seed update: Fig. 1 CartPole-10, Fig. 2 LunarLander-20.
 FIGURE_PREFIX = {"cartpole10": "fig1", "lunarlander20": "fig2", "mt10": "fig_mt10"}
 SUITE_TITLE = {"cartpole10": "CartPole-10", "lunarlander20": "LunarLander-20", "mt10": "Meta-World MT10"}
+ALGO_TITLE = {"ppo": "PPO", "sac": "SAC"}
 
-# Snakemake does not notice edits to imported modules: each rule lists the sources it depends on.
+
+# Snakemake does not notice edits to imported modules: each rule lists, as its `code` input, the
+# package's source files its command really runs -- the static import closure of the modules named
+# (varshare.provenance). `varshare.cli` counts with its module-level imports only (each command
+# imports its own code inside its function); the algorithm module is named explicitly because
+# varshare.train loads it by name. So adding algos/sac.py leaves every PPO job up to date.
+def code_sources(*modules):
+    return import_closure(["varshare.cli", *modules], src="src", module_level_only=["varshare.cli"])
+
+
 def package_sources(*parts):
     return sorted(str(p) for part in parts for p in Path("src/varshare").glob(part))
 
-TRAIN_SOURCES = package_sources("algos/*.py", "nn/*.py", "methods/*.py", "envs/*.py", "eval/*.py", "train.py",
-                                "config.py", "run_io.py", "io.py")
-ANALYSIS_SOURCES = package_sources("analysis/*.py")
+
+TRAIN_SOURCES = {algo: code_sources("varshare.train", f"varshare.algos.{algo}") for algo in KNOWN_ALGOS}
+LOO_ADAPT_SOURCES = {algo: code_sources("varshare.train", "varshare.loo", f"varshare.algos.{algo}")
+                     for algo in KNOWN_ALGOS}
+PRUNE_SOURCES = {algo: code_sources("varshare.eval.pruning", f"varshare.algos.{algo}") for algo in KNOWN_ALGOS}
+# analysis commands: aggregate; figure, plot and loo-figure; loo-aggregate
+AGGREGATE_SOURCES = code_sources("varshare.analysis.aggregate", "varshare.analysis.results")
+FIGURE_SOURCES = code_sources("varshare.analysis.figures", "varshare.analysis.results")
+LOO_AGGREGATE_SOURCES = code_sources("varshare.analysis.aggregate", "varshare.analysis.loo")
 
 
 def results_dirs():
@@ -45,14 +64,40 @@ def run_dir(suite, algo, method, seed):
     return f"data/runs/{suite}/{algo}/{method}/seed{seed}"
 
 
+def experiment_config_path(suite, algo):
+    return f"data/configs/{suite}/{algo}.yaml"
+
+
 def shell_overrides(values):
     """`--set key=value` arguments; values as JSON (valid YAML on one line), shell-quoted."""
     return " ".join(f"--set {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in values.items())
 
 
+# Resources per rule family (the preset's `resources`: defaults, then the suite's and the
+# suite/algo's overrides). runtime grows with the attempt, so a job resubmitted after a timeout
+# (the SLURM profile's retries) gets k times the wall time on attempt k. A job with a GPU trains on
+# device `auto`, one without on `cpu`.
+def family_resources(family):
+    def get(wildcards):
+        return job_resources(PRESET, family, wildcards.suite, wildcards.algo)
+
+    return dict(
+        threads=lambda wildcards: get(wildcards).threads,
+        mem_mb=lambda wildcards: get(wildcards).mem_mb,
+        runtime=lambda wildcards, attempt: get(wildcards).runtime * attempt,
+        gpu=lambda wildcards: get(wildcards).gpu,
+        device=lambda wildcards: "auto" if get(wildcards).gpu else "cpu",
+    )
+
+
+TRAIN_RESOURCES = family_resources("train")
+LOO_RESOURCES = family_resources("loo")
+PRUNE_RESOURCES = family_resources("prune")
+
+
 wildcard_constraints:
     suite="|".join(KNOWN_SUITES),
-    algo="|".join(ALGOS),
+    algo="|".join(KNOWN_ALGOS),
     method="[a-z0-9_]+",
     seed=r"\d+",
     holdout=r"[A-Za-z0-9_.-]+",

@@ -1,72 +1,74 @@
-# Leave-one-out generalisation (the preset's `loo` section): pretrain a method on every task of a
-# suite but one, then learn the held-out task under each regime with the same budget; aggregate the
-# adaptation runs of a suite; one figure per suite.
+# Leave-one-out generalisation (the preset's `loo` section): pretrain a method with an algorithm on
+# every task of a suite but one, then learn the held-out task under each regime with the same
+# budget; aggregate the adaptation runs of a suite (every algorithm's); one figure per suite and
+# algorithm.
 LOO = PRESET.loo
 LOO_SUITES = loo_suites(PRESET)  # none when loo.methods is empty
-LOO_SOURCES = TRAIN_SOURCES + package_sources("loo.py", "run_loading.py")
+LOO_DIR = "data/runs/{suite}/loo/{algo}/{method}/{holdout}/seed{seed}"
 
 
-def loo_dir(suite, method, holdout, seed, stage):
+def loo_dir(suite, algo, method, holdout, seed, stage):
     """Run directory of a leave-one-out run; stage: `pretrain` or a regime."""
-    return f"data/runs/{suite}/loo/{method}/{holdout}/seed{seed}/{stage}"
+    return f"data/runs/{suite}/loo/{algo}/{method}/{holdout}/seed{seed}/{stage}"
 
 
 def loo_adaptations(wildcards):
     plan = LOO_SUITES[wildcards.suite]
-    return [f"{loo_dir(wildcards.suite, method, holdout, seed, regime)}/done.json"
+    return [f"{loo_dir(wildcards.suite, algo, method, holdout, seed, regime)}/done.json" for algo in LOO.algos
             for method in LOO.methods for holdout in plan.holdouts for seed in LOO.seeds for regime in LOO.regimes]
 
 
 rule loo_pretrain:
     """Train a method on every task of a suite but the held-out one (`varshare train --holdout`)."""
     input:
-        config="data/configs/{suite}.yaml",
+        config="data/configs/{suite}/{algo}.yaml",
         tasks="data/tasks/{suite}.json",
-        code=TRAIN_SOURCES,
+        code=lambda w: TRAIN_SOURCES[w.algo],
     output:
-        metrics="data/runs/{suite}/loo/{method}/{holdout}/seed{seed}/pretrain/metrics.csv",
-        checkpoint="data/runs/{suite}/loo/{method}/{holdout}/seed{seed}/pretrain/checkpoint.pt",
-        done="data/runs/{suite}/loo/{method}/{holdout}/seed{seed}/pretrain/done.json",
+        metrics=f"{LOO_DIR}/pretrain/metrics.csv",
+        checkpoint=f"{LOO_DIR}/pretrain/checkpoint.pt",
+        done=f"{LOO_DIR}/pretrain/done.json",
     log:
-        "logs/loo/{suite}/{method}/{holdout}/seed{seed}/pretrain.log",
-    threads: PRESET.train_resources.threads
+        "logs/loo/{suite}/{algo}/{method}/{holdout}/seed{seed}/pretrain.log",
+    threads: LOO_RESOURCES["threads"]
     resources:
-        mem_mb=PRESET.train_resources.mem_mb,
-        runtime=PRESET.train_resources.runtime,
-        gpu=PRESET.train_resources.gpu,
+        mem_mb=LOO_RESOURCES["mem_mb"],
+        runtime=LOO_RESOURCES["runtime"],
+        gpu=LOO_RESOURCES["gpu"],
     params:
-        out=lambda w: loo_dir(w.suite, w.method, w.holdout, w.seed, "pretrain"),
+        out=lambda w: loo_dir(w.suite, w.algo, w.method, w.holdout, w.seed, "pretrain"),
         overrides=lambda w: shell_overrides(loo_overrides(LOO_SUITES[w.suite], "pretrain")),
-        device=lambda w: "auto" if PRESET.train_resources.gpu else "cpu",
+        device=LOO_RESOURCES["device"],
     shell:
-        "varshare train --config {input.config} --tasks {input.tasks} --suite {wildcards.suite}"
+        "varshare train --config {input.config} --tasks {input.tasks} --suite {wildcards.suite} --algo {wildcards.algo}"
         " --method {wildcards.method} --seed {wildcards.seed} --holdout {wildcards.holdout} --out {params.out}"
         " --replace-stale {params.overrides} --set num_threads={threads} --set device={params.device} >> {log} 2>&1"
 
 
 rule loo_adapt:
-    """Learn the held-out task from the pretrained run under one regime (`varshare adapt`); a regime
-    that does not apply to the method (residual without shared parameters) ends with a skip marker."""
+    """Learn the held-out task from the pretrained run under one regime (`varshare adapt`, which
+    reads the algorithm from the pretrained run); a regime that does not apply to the method
+    (residual without shared parameters) ends with a skip marker."""
     input:
-        pretrained="data/runs/{suite}/loo/{method}/{holdout}/seed{seed}/pretrain/done.json",
-        checkpoint="data/runs/{suite}/loo/{method}/{holdout}/seed{seed}/pretrain/checkpoint.pt",
-        config="data/configs/{suite}.yaml",
+        pretrained=f"{LOO_DIR}/pretrain/done.json",
+        checkpoint=f"{LOO_DIR}/pretrain/checkpoint.pt",
+        config="data/configs/{suite}/{algo}.yaml",
         tasks="data/tasks/{suite}.json",
-        code=LOO_SOURCES,
+        code=lambda w: LOO_ADAPT_SOURCES[w.algo],
     output:
-        done="data/runs/{suite}/loo/{method}/{holdout}/seed{seed}/{regime}/done.json",
+        done=f"{LOO_DIR}/{{regime}}/done.json",
     log:
-        "logs/loo/{suite}/{method}/{holdout}/seed{seed}/{regime}.log",
-    threads: PRESET.train_resources.threads
+        "logs/loo/{suite}/{algo}/{method}/{holdout}/seed{seed}/{regime}.log",
+    threads: LOO_RESOURCES["threads"]
     resources:
-        mem_mb=PRESET.train_resources.mem_mb,
-        runtime=PRESET.train_resources.runtime,
-        gpu=PRESET.train_resources.gpu,
+        mem_mb=LOO_RESOURCES["mem_mb"],
+        runtime=LOO_RESOURCES["runtime"],
+        gpu=LOO_RESOURCES["gpu"],
     params:
-        pretrained=lambda w: loo_dir(w.suite, w.method, w.holdout, w.seed, "pretrain"),
-        out=lambda w: loo_dir(w.suite, w.method, w.holdout, w.seed, w.regime),
+        pretrained=lambda w: loo_dir(w.suite, w.algo, w.method, w.holdout, w.seed, "pretrain"),
+        out=lambda w: loo_dir(w.suite, w.algo, w.method, w.holdout, w.seed, w.regime),
         overrides=lambda w: shell_overrides(loo_overrides(LOO_SUITES[w.suite], "adapt")),
-        device=lambda w: "auto" if PRESET.train_resources.gpu else "cpu",
+        device=LOO_RESOURCES["device"],
     shell:
         "varshare adapt --pretrained {params.pretrained} --task {wildcards.holdout} --regime {wildcards.regime}"
         " --config {input.config} --tasks {input.tasks} --seed {wildcards.seed} --out {params.out} --replace-stale"
@@ -74,10 +76,11 @@ rule loo_adapt:
 
 
 rule loo_aggregate:
-    """A suite's adaptation runs: held-out-task curves, steps-to-threshold and zero-shot returns per regime."""
+    """A suite's adaptation runs (every algorithm's): held-out-task curves, steps-to-threshold and
+    zero-shot returns per regime."""
     input:
         runs=loo_adaptations,
-        code=ANALYSIS_SOURCES,
+        code=LOO_AGGREGATE_SOURCES,
     output:
         curves="data/results/{suite}/loo/loo_curves.csv",
         summary="data/results/{suite}/loo/loo_summary.csv",
@@ -94,19 +97,20 @@ rule loo_aggregate:
 
 
 rule loo_figure:
-    """The leave-one-out figure of a suite: curves and steps-to-threshold per regime, per method."""
+    """The leave-one-out figure of a suite and algorithm: curves and steps-to-threshold per regime,
+    per method."""
     input:
         meta="data/results/{suite}/loo/loo.json",
-        code=ANALYSIS_SOURCES,
+        code=FIGURE_SOURCES,
     output:
-        png=report("figures/loo_{suite}.png", caption="../report/loo.rst", category="Leave-one-out",
-                   subcategory="{suite}"),
-        pdf="figures/loo_{suite}.pdf",
+        png=report("figures/loo_{suite}_{algo}.png", caption="../report/loo.rst", category="Leave-one-out",
+                   subcategory="{suite}, {algo}"),
+        pdf="figures/loo_{suite}_{algo}.pdf",
     params:
-        title=lambda w: f"Leave-one-out on {SUITE_TITLE[w.suite]}: held-out "
+        title=lambda w: f"Leave-one-out on {SUITE_TITLE[w.suite]}, {algo_title(w.algo)}: held-out "
                         f"{', '.join(LOO_SUITES[w.suite].holdouts)} ({PRESET.preset} preset)",
     log:
-        "logs/figures/loo_{suite}.log",
+        "logs/figures/loo_{suite}_{algo}.log",
     shell:
-        "varshare loo-figure --results data/results/{wildcards.suite}/loo --title {params.title:q}"
+        "varshare loo-figure --results data/results/{wildcards.suite}/loo --algo {wildcards.algo} --title {params.title:q}"
         " --png {output.png} --pdf {output.pdf} > {log} 2>&1"

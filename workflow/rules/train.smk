@@ -1,41 +1,40 @@
 rule experiment_config:
-    """The suite's experiment config with this preset's overrides, resolved and validated."""
+    """The suite's experiment config for one algorithm, with this preset's overrides, resolved and
+    validated (every algorithm reads the suite's experiment file of the preset)."""
     input:
         lambda w: PRESET.experiments[w.suite].experiment,
     output:
-        "data/configs/{suite}.yaml",
+        "data/configs/{suite}/{algo}.yaml",
     params:
-        overrides=lambda w: shell_overrides(
-            {**PRESET.experiments[w.suite].set, "suite": w.suite, "methods": METHODS, "seeds": SEEDS}
-        ),
+        overrides=lambda w: shell_overrides(experiment_overrides(PRESET, w.suite, w.algo)),
     log:
-        "logs/experiment_config/{suite}.log",
+        "logs/experiment_config/{suite}/{algo}.log",
     shell:
         "varshare check-config {input} {params.overrides} --out {output} > {log} 2>&1"
 
 
 rule train:
-    """One method and seed on every task of a suite. Resumes from the run's resume.pt after a
-    kill (a rerun of the same job continues where it stopped)."""
+    """One algorithm, method and seed on every task of a suite. Resumes from the run's resume.pt
+    after a kill (a rerun of the same job continues where it stopped)."""
     input:
-        config="data/configs/{suite}.yaml",
+        config="data/configs/{suite}/{algo}.yaml",
         tasks="data/tasks/{suite}.json",
-        code=TRAIN_SOURCES,
+        code=lambda w: TRAIN_SOURCES[w.algo],
     output:
         metrics="data/runs/{suite}/{algo}/{method}/seed{seed}/metrics.csv",
         checkpoint="data/runs/{suite}/{algo}/{method}/seed{seed}/checkpoint.pt",
         done="data/runs/{suite}/{algo}/{method}/seed{seed}/done.json",
     log:
         "logs/train/{suite}/{algo}/{method}/seed{seed}.log",
-    threads: PRESET.train_resources.threads
+    threads: TRAIN_RESOURCES["threads"]
     resources:
-        mem_mb=PRESET.train_resources.mem_mb,
-        runtime=PRESET.train_resources.runtime,
-        gpu=PRESET.train_resources.gpu,
+        mem_mb=TRAIN_RESOURCES["mem_mb"],
+        runtime=TRAIN_RESOURCES["runtime"],
+        gpu=TRAIN_RESOURCES["gpu"],
     params:
         out=lambda w: run_dir(w.suite, w.algo, w.method, w.seed),
-        device=lambda w: "auto" if PRESET.train_resources.gpu else "cpu",
+        device=TRAIN_RESOURCES["device"],
     shell:
-        "varshare train --config {input.config} --tasks {input.tasks} --suite {wildcards.suite}"
+        "varshare train --config {input.config} --tasks {input.tasks} --suite {wildcards.suite} --algo {wildcards.algo}"
         " --method {wildcards.method} --seed {wildcards.seed} --out {params.out} --replace-stale"
         " --set num_threads={threads} --set device={params.device} >> {log} 2>&1"
