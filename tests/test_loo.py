@@ -329,7 +329,7 @@ def test_smoke_dag_builds_the_loo_figure_into_figures_all(tmp_path):
     result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "figures/all",
                              "--configfile", "configs/smoke.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    all_rule = result.stdout[result.stdout.index("rule all:"):]
+    all_rule = result.stdout[result.stdout.index("rule study_manifest:"):]
     all_inputs = all_rule[all_rule.index("input:"):].splitlines()[0]
     assert "figures/loo_cartpole10_ppo.png" in all_inputs  # one figure per suite and algorithm
     assert "data/results/cartpole10/loo/loo_summary.csv" in all_inputs
