@@ -283,8 +283,9 @@ class PPO:
             next_value = model(self.next_obs, slice_examples(noise, T * N, (T + 1) * N)).value
 
         self.steps_per_task += T * N
-        return Rollout(obs, actions, logprobs, values, rewards, ended, slice_examples(noise, 0, T * N), next_value,
-                       mean_weights)
+        # the transitions' noise, contiguous: the update gathers it in a new order every epoch
+        batch_noise = None if noise is None else noise.map_examples(lambda t: t[:, :T * N].contiguous())
+        return Rollout(obs, actions, logprobs, values, rewards, ended, batch_noise, next_value, mean_weights)
 
     # ----------------------------------------------------------------------------------------
     # update
