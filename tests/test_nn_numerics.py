@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
 from varshare.nn import gaussian_kl_per_task
+from varshare.nn.kl import zero_mean_kl_per_task
 from varshare.nn.noise import FlipoutNoise, LocalReparamNoise, rademacher
 
 M, B, IN, OUT = 3, 5, 4, 2
@@ -99,3 +100,18 @@ def test_kl_per_task_with_tensor_prior_matches_torch_distributions_and_closed_fo
         torch.testing.assert_close(g_prior, closed, rtol=1e-12, atol=1e-12)
     same = gaussian_kl_per_task(mu.detach(), sigma.detach(), sigma.detach(), mu.detach())
     assert torch.equal(same, torch.zeros(3, dtype=torch.float64))  # exactly 0 at the prior
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_zero_mean_kl_from_moment_sums_equals_the_element_wise_kl_in_value_and_gradient(learned):
+    g = torch.Generator().manual_seed(6)
+    mu = torch.randn(3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    sigma = (torch.rand(3, 4, 5, generator=g, dtype=torch.float64) + 0.05).requires_grad_()
+    prior = torch.tensor(0.3, dtype=torch.float64, requires_grad=True) if learned else 0.3
+    fast, reference = zero_mean_kl_per_task(mu, sigma, prior), gaussian_kl_per_task(mu, sigma, prior)
+    torch.testing.assert_close(fast, reference, rtol=1e-12, atol=1e-12)
+    leaves = [mu, sigma, prior] if learned else [mu, sigma]
+    upstream = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    for a, b in zip(torch.autograd.grad((fast * upstream).sum(), leaves),
+                    torch.autograd.grad((reference * upstream).sum(), leaves)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from varshare.nn.kl import gaussian_kl_per_task
+from varshare.nn.kl import zero_mean_kl_per_task
 from varshare.nn.noise import ESTIMATORS, LayerNoise, PerExampleWeightNoise, affine
 
 Estimator = Literal["flipout", "shared_noise", "local_reparam"]
@@ -233,7 +233,7 @@ class VariationalResidualLinear(VariationalLayer):
         """``[M]``: ``KL(q_m ‖ N(0, σ_prior² I))`` over weights and biases (σ_prior's gradient flows
         when it is learned)."""
         sigma_prior = self.prior_sigma()
-        return sum(gaussian_kl_per_task(mu, sigma, sigma_prior) for mu, sigma in self.posterior())
+        return sum(zero_mean_kl_per_task(mu, sigma, sigma_prior) for mu, sigma in self.posterior())
 
     def residual_weight(self) -> Tensor:
         return self.mu_weight

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from varshare.nn.kl import gaussian_kl_per_task
+from varshare.nn.kl import zero_mean_kl_per_task
 from varshare.nn.layers import VariationalLayer, orthogonal_
 from varshare.nn.noise import FactorNoise, LayerNoise, PerExampleFactorNoise, affine
 
@@ -117,7 +117,7 @@ class VariationalLoRALinear(VariationalLayer):
 
     def kl_per_task(self) -> Tensor:
         """``KL(q(A_m) ‖ N(0, σ_prior²)) + KL(q(B_m) ‖ N(0, σ_prior²))`` per task: ``[M]``."""
-        return sum(gaussian_kl_per_task(mu, sigma, self.prior_std) for mu, sigma in self.posterior())
+        return sum(zero_mean_kl_per_task(mu, sigma, self.prior_std) for mu, sigma in self.posterior())
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, rank={self.rank}"

@@ -91,7 +91,7 @@ class FlipoutNoise(LayerNoise):
     def affine(self, x: Tensor, mean_weight: Tensor, mean_bias: Tensor, sigma_weight: Tensor,
                sigma_bias: Tensor) -> Tensor:
         perturbation = affine(x * self.sign_in, sigma_weight * self.eps_weight, sigma_bias * self.eps_bias)
-        return affine(x, mean_weight, mean_bias) + perturbation * self.sign_out
+        return torch.addcmul(affine(x, mean_weight, mean_bias), perturbation, self.sign_out)
 
 
 @dataclass(frozen=True)
