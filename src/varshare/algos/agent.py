@@ -14,12 +14,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
-from varshare.config import ExperimentConfig
-from varshare.envs.base import MultiTaskVecEnv, VecStep
-from varshare.methods.base import Method
+from varshare.envs.base import VecStep
 from varshare.nn import MultiTaskMLP
 
 
@@ -111,6 +108,3 @@ class Agent(Protocol):
 
     def load_state_dict(self, state: dict) -> None: ...
 
-
-AgentFactory = Callable[[ExperimentConfig, Method, MultiTaskVecEnv, int, torch.device,
-                         Callable[[nn.Module], None] | None], Agent]
