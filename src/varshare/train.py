@@ -215,11 +215,11 @@ class Run:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        self.agent.load_state_dict(state)
         if self.env.supports_state:
             self.env.load_state_dict(state["env"])
-        else:
-            self.env.reseed(derived_seed(self.seed, 2, state["iteration"]))
-        self.agent.load_state_dict(state)
+        else:  # the envs as the checkpoint left them; the agent's saved observations are theirs
+            self.env.reseed(derived_seed(self.seed, 2, self.agent.iteration))
         self.metrics.rows = [tuple(row) for row in state["metrics"]]
         self.evaluations = list(state["evaluations"])
 

@@ -75,7 +75,7 @@ class MultiTaskMLP(nn.Module):
             x = torch.cat([x, embedding.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)
         layer_noise = noise.layers if noise is not None else (None,) * len(self.layers)
         last = len(self.layers) - 1
-        for index, (layer, layer_noise_i) in enumerate(zip(self.layers, layer_noise)):
+        for index, (layer, layer_noise_i) in enumerate(zip(self.layers, layer_noise, strict=True)):
             x = layer(x, layer_noise_i)
             if index < last:
                 x = self.activation(x)
