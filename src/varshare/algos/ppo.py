@@ -53,7 +53,8 @@ class ActorCriticNoise:
 
     def map_examples(self, fn) -> ActorCriticNoise:
         """A copy with ``fn`` applied to every per-example tensor of both networks."""
-        return ActorCriticNoise(*(None if noise is None else noise.map_examples(fn) for noise in (self.actor, self.critic)))
+        return ActorCriticNoise(*(None if noise is None else noise.map_examples(fn)
+                                  for noise in (self.actor, self.critic)))
 
 
 @dataclass
