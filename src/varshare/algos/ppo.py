@@ -41,7 +41,7 @@ from varshare.algos.per_task_gradients import apply_combined_gradients, task_rep
 from varshare.config import ExperimentConfig, NetworkConfig
 from varshare.envs.base import MultiTaskVecEnv
 from varshare.methods.base import Method
-from varshare.nn import MultiTaskMLP, NetworkNoise, select_examples, shared_parameters, slice_examples
+from varshare.nn import MultiTaskMLP, NetworkNoise, map_examples, select_examples, shared_parameters, slice_examples
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,7 @@ class ActorCriticNoise:
 
     def map_examples(self, fn) -> ActorCriticNoise:
         """A copy with ``fn`` applied to every per-example tensor of both networks."""
-        return ActorCriticNoise(*(None if noise is None else noise.map_examples(fn)
-                                  for noise in (self.actor, self.critic)))
+        return ActorCriticNoise(map_examples(self.actor, fn), map_examples(self.critic, fn))
 
 
 @dataclass
@@ -224,6 +223,8 @@ class PPO:
         self.model = self.build_model(config, method, env).to(self.device)
         if init_model is not None:
             init_model(self.model)
+        #: the shared parameters θ of both networks, by their names in the model (per-task gradients)
+        self.shared = shared_parameters(self.model.networks())
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(trainable, lr=self.ppo.learning_rate, eps=1e-5)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -285,7 +286,7 @@ class PPO:
 
         self.steps_per_task += T * N
         # the transitions' noise, contiguous: the update gathers it in a new order every epoch
-        batch_noise = None if noise is None else noise.map_examples(lambda t: t[:, :T * N].contiguous())
+        batch_noise = map_examples(noise, lambda t: t[:, :T * N].contiguous())
         return Rollout(obs, actions, logprobs, values, rewards, ended, batch_noise, next_value, mean_weights)
 
     # ----------------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ class PPO:
         """Task-replicated shared parameters for the method's per-task gradients (None: not needed)."""
         if not self.method.per_task_gradients:
             return None
-        return task_replicas(shared_parameters(self.model.networks()), self.num_tasks)
+        return task_replicas(self.shared, self.num_tasks)
 
     def _forward(self, obs: Tensor, noise: ActorCriticNoise | None, replicas: dict[str, Tensor] | None):
         if replicas is None:
@@ -403,8 +404,8 @@ class PPO:
         loss.backward()
         extra_stats = dict(extra_stats)
         if replicas is not None:
-            extra_stats["grad_cosine_mean"] = apply_combined_gradients(
-                shared_parameters(self.model.networks()), replicas, self.method.combine_gradients)
+            extra_stats["grad_cosine_mean"] = apply_combined_gradients(self.shared, replicas,
+                                                                       self.method.combine_gradients)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), p.max_grad_norm)
         self.optimizer.step()
 

@@ -12,7 +12,15 @@ from varshare.nn.layers import (
 )
 from varshare.nn.lora import VariationalLoRALinear
 from varshare.nn.networks import LayerFactory, MultiTaskMLP, named_layers, shared_parameters
-from varshare.nn.noise import ESTIMATORS, LayerNoise, NetworkNoise, affine, select_examples, slice_examples
+from varshare.nn.noise import (
+    ESTIMATORS,
+    LayerNoise,
+    NetworkNoise,
+    affine,
+    map_examples,
+    select_examples,
+    slice_examples,
+)
 
 __all__ = [
     "ESTIMATORS",
@@ -33,6 +41,7 @@ __all__ = [
     "gaussian_kl",
     "gaussian_kl_elements",
     "gaussian_kl_per_task",
+    "map_examples",
     "named_layers",
     "select_examples",
     "shared_parameters",

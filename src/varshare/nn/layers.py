@@ -148,13 +148,17 @@ class VariationalLayer(MultiTaskLinear):
     def task_statistics(self) -> dict[str, Tensor]:
         """Per-task diagnostics ``[M]`` by name: mean |residual|, mean σ, KL (subclasses add theirs)."""
         with torch.no_grad():
-            sigmas = torch.cat([sigma.flatten(1) for _, sigma in self.posterior()], dim=1)
             return {"mu_abs_mean": self.residual_weight().abs().mean(dim=(1, 2)),
-                    "sigma_mean": sigmas.mean(dim=1), "kl": self.kl_per_task()}
+                    "sigma_mean": self.residual_sigma().mean(dim=1), "kl": self.kl_per_task()}
 
     def residual_weight(self) -> Tensor:  # pragma: no cover - abstract
         """The weight residual at the posterior means, ``[M, out, in]``."""
         raise NotImplementedError
+
+    def residual_sigma(self) -> Tensor:
+        """``[M, n]``: the posterior standard deviations that ``sigma_mean`` averages (default: every
+        posterior tensor's)."""
+        return torch.cat([sigma.flatten(1) for _, sigma in self.posterior()], dim=1)
 
 
 class VariationalResidualLinear(VariationalLayer):
@@ -238,10 +242,12 @@ class VariationalResidualLinear(VariationalLayer):
     def residual_weight(self) -> Tensor:
         return self.mu_weight
 
+    def residual_sigma(self) -> Tensor:
+        """The weight residual's σ, as ``mu_abs_mean`` is of its mean (biases in neither)."""
+        return self.sigma_weight.flatten(1)
+
     def task_statistics(self) -> dict[str, Tensor]:
         stats = super().task_statistics()
-        # mean σ of the weight residual, as mu_abs_mean is of its mean (biases in neither)
-        stats["sigma_mean"] = self.sigma_weight.detach().mean(dim=(1, 2))
         if self.log_prior_std is not None:
             stats["sigma_prior"] = self.log_prior_std.detach().exp().expand(self.num_tasks)
         return stats

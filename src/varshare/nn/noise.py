@@ -213,14 +213,20 @@ class NetworkNoise:
 
     def map_examples(self, fn: ExampleFunction) -> NetworkNoise:
         """A copy with ``fn`` applied to every layer's per-example tensors."""
-        return NetworkNoise(tuple(None if noise is None else noise.map_examples(fn) for noise in self.layers))
+        return NetworkNoise(tuple(map_examples(noise, fn) for noise in self.layers))
+
+
+def map_examples(noise, fn: ExampleFunction):
+    """``noise`` (anything with a ``map_examples`` method) with ``fn`` applied to its per-example
+    tensors; None (mean weights, or a deterministic part) stays None."""
+    return None if noise is None else noise.map_examples(fn)
 
 
 def select_examples(noise, index: Tensor):
-    """``noise`` (anything with ``map_examples``, or None) with examples ``index`` (``[b]``) only."""
-    return None if noise is None else noise.map_examples(lambda t: t.index_select(1, index))
+    """``noise`` (as :func:`map_examples` takes it) with examples ``index`` (``[b]``) only."""
+    return map_examples(noise, lambda t: t.index_select(1, index))
 
 
 def slice_examples(noise, start: int, stop: int):
-    """``noise`` (anything with ``map_examples``, or None) with examples ``start:stop`` only (views)."""
-    return None if noise is None else noise.map_examples(lambda t: t[:, start:stop])
+    """``noise`` (as :func:`map_examples` takes it) with examples ``start:stop`` only (views)."""
+    return map_examples(noise, lambda t: t[:, start:stop])
