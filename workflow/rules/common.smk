@@ -64,10 +64,6 @@ def run_dir(suite, algo, method, seed):
     return f"data/runs/{suite}/{algo}/{method}/seed{seed}"
 
 
-def experiment_config_path(suite, algo):
-    return f"data/configs/{suite}/{algo}.yaml"
-
-
 def shell_overrides(values):
     """`--set key=value` arguments; values as JSON (valid YAML on one line), shell-quoted."""
     return " ".join(f"--set {shlex.quote(f'{key}={json.dumps(value)}')}" for key, value in values.items())
