@@ -72,7 +72,7 @@ METHODS: tuple[str, ...] = (
 MethodName = Literal[METHODS]  # type: ignore[valid-type]
 
 #: The base RL algorithms (``varshare.algos.<name>`` implements each; ``--algo`` / ``{algo}``).
-ALGOS: tuple[str, ...] = ("ppo",)
+ALGOS: tuple[str, ...] = ("ppo", "sac")
 AlgoName = Literal[ALGOS]  # type: ignore[valid-type]
 
 #: Leave-one-out adaptation regimes (``varshare adapt --regime``; SCIENCE.md "Leave-one-out").
@@ -124,8 +124,8 @@ class CheckpointConfig(Section):
     every_steps: int = Field(
         50_000, ge=1,
         description=(
-            "Save a resume checkpoint every this many env steps per task (rounded up to whole PPO "
-            "iterations). Simulator-backed envs (LunarLander, MT10) cannot be snapshotted, so at each "
+            "Save a resume checkpoint every this many env steps per task (rounded up to whole "
+            "iterations of the algorithm). Simulator-backed envs (LunarLander, MT10) cannot be snapshotted, so at each "
             "checkpoint they are reseeded and reset, in resumed and uninterrupted runs alike."
         ),
     )
@@ -147,6 +147,52 @@ class PPOConfig(Section):
     anneal_lr: bool = Field(True, description="Decay the learning rate linearly to 0 over training.")
     norm_adv: bool = Field(True, description="Normalise advantages per minibatch.")
     clip_vloss: bool = Field(True, description="Clip the value loss around the old value estimate.")
+
+
+class SACConfig(Section):
+    """Multi-task SAC hyperparameters (SCIENCE.md "SAC"); defaults are the MT10 reference
+    (multi-task multi-head SAC as Meta-World's baselines run it). One *vector step* steps every
+    copy of every task once: ``envs_per_task`` new transitions per task."""
+
+    policy_lr: float = Field(3e-4, gt=0, description="Adam step size of the actor.")
+    q_lr: float = Field(3e-4, gt=0, description="Adam step size of the twin critics.")
+    alpha_lr: float = Field(3e-4, gt=0, description="Adam step size of the per-task log-temperatures log α_m.")
+    gamma: float = Field(0.99, ge=0, le=1, description="Discount factor per env step.")
+    tau: float = Field(0.005, gt=0, le=1, description="Polyak rate: target ← τ·online + (1 − τ)·target.")
+    target_update_interval: int = Field(1, ge=1, description="Gradient steps between Polyak updates of the targets.")
+    batch_per_task: int = Field(128, ge=1, description="Transitions sampled from each task's buffer per gradient step.")
+    buffer_size: int = Field(100_000, ge=1, description="Replay capacity per task [transitions]; FIFO once full.")
+    learning_starts: int = Field(
+        4000, ge=0,
+        description="Env steps per task of uniformly random actions before the first gradient step (warm-up).")
+    train_freq: int = Field(1, ge=1, description="Vector steps between gradient phases.")
+    gradient_steps: int = Field(1, ge=1, description="Gradient steps per gradient phase.")
+    steps_per_iteration: int = Field(
+        1000, ge=1,
+        description=(
+            "Env steps per task of one training iteration (the unit of logging; evaluations and "
+            "checkpoints fall on iteration boundaries); a multiple of envs_per_task × train_freq."
+        ),
+    )
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient-norm clip (L2) of the actor's and of the critics' gradients.")
+    init_log_alpha: float = Field(0.0, description="Initial log α_m of every task.")
+    target_entropy_ratio: float = Field(
+        0.7, gt=0, lt=1,
+        description="Discrete actions: target entropy H̄ = ratio · log|A| (CleanRL's Atari value 0.89 is too high for |A| = 2).",
+    )
+    target_entropy_per_dim: float = Field(
+        -1.0, description="Continuous actions: target entropy H̄ = this × action dims (−|A|: −4 on MT10).")
+    log_std_min: float = Field(-5.0, description="Continuous actions: lower clamp of the policy's log-std.")
+    log_std_max: float = Field(2.0, description="Continuous actions: upper clamp of the policy's log-std.")
+    method_phase_steps: int = Field(
+        1000, ge=1,
+        description=(
+            "Gradient steps of one method update phase: the method's begin_update / end_update hooks "
+            "(Reptile re-centring, the trust region's snapshot, KL annealing) run around each phase."
+        ),
+    )
+    sample_target_weights: bool = Field(
+        False, description="Stochastic-weight methods: draw the target critics' weights (default: their mean weights).")
 
 
 class NetworkConfig(Section):
@@ -278,6 +324,7 @@ class ExperimentConfig(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
+    sac: SACConfig = Field(default_factory=SACConfig)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     varshare: VarShareConfig = Field(default_factory=VarShareConfig)
     reptile: ReptileConfig = Field(default_factory=ReptileConfig)
@@ -331,6 +378,25 @@ class ExperimentConfig(Section):
                 },
             )
         return ppo
+
+    @field_validator("sac")
+    @classmethod
+    def _sac_iteration_whole(cls, sac: SACConfig, info: ValidationInfo) -> SACConfig:
+        """An SAC iteration must be whole gradient phases of whole vector steps, and the log-std
+        clamp a non-empty interval."""
+        if sac.log_std_min >= sac.log_std_max:
+            raise PydanticCustomError("cross_field", "{message}", {
+                "message": f"sac.log_std_min = {sac.log_std_min:g} must be below sac.log_std_max = {sac.log_std_max:g}"})
+        envs = info.data.get("envs_per_task")
+        if envs is None:
+            return sac
+        unit = envs * sac.train_freq
+        if sac.steps_per_iteration % unit:
+            raise PydanticCustomError("cross_field", "{message}", {
+                "message": f"sac.steps_per_iteration = {sac.steps_per_iteration} must be a multiple of "
+                f"envs_per_task × sac.train_freq = {envs} × {sac.train_freq} = {unit}; e.g. "
+                f"{max(unit, sac.steps_per_iteration // unit * unit)}"})
+        return sac
 
 
 class _YamlLoader(yaml.SafeLoader):

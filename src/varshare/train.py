@@ -181,10 +181,13 @@ class Run:
                 self.metrics.add(spec.name, self.agent.steps_per_task, metric, value)
 
     def record_iteration(self, stats: dict[str, float]) -> float:
-        """Add an iteration's update statistics and finished training episodes; returns the mean
-        training return over tasks (NaN if no episode finished)."""
+        """Add an iteration's update statistics (over all tasks and per task) and finished training
+        episodes; returns the mean training return over tasks (NaN if no episode finished)."""
         step = self.agent.steps_per_task
         self.metrics.add_many("all", step, stats)
+        for metric, values in self.agent.task_statistics().items():
+            for spec, value in zip(self.specs, values, strict=True):
+                self.metrics.add(spec.name, step, metric, value)
         episodes = self.agent.pop_episodes()
         for m, spec in enumerate(self.specs):
             if episodes.returns[m]:

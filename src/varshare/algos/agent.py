@@ -97,6 +97,9 @@ class Agent(Protocol):
     def iterate(self) -> dict[str, float]:
         """One unit of training (collect experience and update); statistics to log, with ``sps``."""
 
+    def task_statistics(self) -> dict[str, list[float]]:
+        """Per-task statistics of the last :meth:`iterate` (``M`` values each, e.g. SAC's α_m)."""
+
     def pop_episodes(self) -> EpisodeLog:
         """Training episodes finished since the last call."""
 

@@ -435,6 +435,10 @@ class PPO:
         stats["learning_rate"] = self.optimizer.param_groups[0]["lr"]
         return stats
 
+    def task_statistics(self) -> dict[str, list[float]]:
+        """PPO logs its update statistics over all tasks only."""
+        return {}
+
     def pop_episodes(self) -> EpisodeLog:
         """Training episodes finished since the last call."""
         episodes, self.episodes = self.episodes, EpisodeLog.empty(self.num_tasks)

@@ -82,6 +82,12 @@ class VarShareReptile(VarShare):
                     sq += reptile_shift_(layer, task, options.alpha)
         self.last_shift_norm = math.sqrt(sq)
 
+    def state_dict(self):
+        return {"last_shift_norm": self.last_shift_norm}
+
+    def load_state_dict(self, state):
+        self.last_shift_norm = state["last_shift_norm"]
+
     def diagnostics(self, networks):
         """VarShare's, plus the L2 norm of all shifts applied to θ after the previous update phase."""
         return {**super().diagnostics(networks), "reptile_shift_norm": self.last_shift_norm}

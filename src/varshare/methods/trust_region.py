@@ -41,6 +41,13 @@ class VarShareTrustRegion(VarShare):
             self.snapshot = {name: [(mu.detach().clone(), sigma.detach().clone()) for mu, sigma in layer.posterior()]
                              for name, layer in variational_layers(networks).items()}
 
+    def state_dict(self):
+        """The snapshot: an update phase may span a checkpoint (SAC's phases are gradient-step counts)."""
+        return {"snapshot": self.snapshot}
+
+    def load_state_dict(self, state):
+        self.snapshot = state["snapshot"]
+
     def trust_region_kl(self, networks: Networks) -> Tensor:
         """``Σ_layers Σ_m KL(q_m ‖ q_m^old)`` against the last snapshot (scalar, nats)."""
         if self.snapshot is None:

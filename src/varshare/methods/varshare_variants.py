@@ -81,6 +81,12 @@ class VarShareKLAnneal(VarShare):
         loss, stats = super().extra_loss(networks, examples_per_task)
         return loss, {**stats, "beta": self.beta}
 
+    def state_dict(self):
+        return {"beta_factor": self.beta_factor}
+
+    def load_state_dict(self, state):
+        self.beta_factor = state["beta_factor"]
+
     def diagnostics(self, networks):
         return {**super().diagnostics(networks), "kl_beta": self.beta}
 
