@@ -20,35 +20,42 @@ from varshare.methods import REGISTRY
 from varshare.methods.hard_sharing import HardSharing
 from varshare.train import train
 
-SUITES = {
-    # suite: (config, tasks kept, overrides)
-    "cartpole10": ("configs/cartpole10_ppo.yaml", 3, ["total_steps_per_task=1024", "envs_per_task=4",
-                                                      "ppo.num_steps=16", "eval.every_steps=256"]),
-    "lunarlander20": ("configs/lunarlander20_ppo.yaml", 2, ["total_steps_per_task=512", "envs_per_task=2",
-                                                           "ppo.num_steps=32", "ppo.num_minibatches=4",
-                                                           "eval.every_steps=256", "eval.episodes=1"]),
+RUNS = {
+    # (suite, algo): (config, tasks kept, overrides)
+    ("cartpole10", "ppo"): ("configs/cartpole10_ppo.yaml", 3, ["total_steps_per_task=1024", "envs_per_task=4",
+                                                               "ppo.num_steps=16", "eval.every_steps=256"]),
+    ("lunarlander20", "ppo"): ("configs/lunarlander20_ppo.yaml", 2, ["total_steps_per_task=512", "envs_per_task=2",
+                                                                     "ppo.num_steps=32", "ppo.num_minibatches=4",
+                                                                     "eval.every_steps=256", "eval.episodes=1"]),
+    # SAC: the replay buffer wraps (capacity 96), a method phase (7 gradient steps) spans each checkpoint
+    ("cartpole10", "sac"): ("configs/cartpole10_sac.yaml", 3, [
+        "total_steps_per_task=640", "envs_per_task=2", "sac.steps_per_iteration=32", "sac.learning_starts=64",
+        "sac.train_freq=2", "sac.batch_per_task=16", "sac.buffer_size=96", "sac.method_phase_steps=7",
+        "eval.every_steps=128", "eval.episodes=2"]),
 }
 
 
-def command(tmp_path: Path, suite: str, out: Path, method: str) -> list[str]:
-    config, keep, overrides = SUITES[suite]
+def command(tmp_path: Path, suite: str, algo: str, out: Path, method: str) -> list[str]:
+    config, keep, overrides = RUNS[suite, algo]
     tasks = tmp_path / f"{suite}.json"
     tasks.write_text(specs_to_json(build_suite(suite)[:keep]))
     sets = [item for o in overrides + ["checkpoint.every_steps=64", "network.hidden_sizes=[32,32]"]
             for item in ("--set", o)]
-    return [sys.executable, "-m", "varshare.cli", "train", "--config", config, "--suite", suite,
+    return [sys.executable, "-m", "varshare.cli", "train", "--config", config, "--suite", suite, "--algo", algo,
             "--method", method, "--seed", "5", "--out", str(out), "--tasks", str(tasks), *sets]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suite, method", [("cartpole10", "varshare"), ("cartpole10", "pcgrad"),
-                                           ("lunarlander20", "varshare")])
-def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, suite, method):
+@pytest.mark.parametrize("suite, algo, method", [
+    ("cartpole10", "ppo", "varshare"), ("cartpole10", "ppo", "pcgrad"), ("lunarlander20", "ppo", "varshare"),
+    ("cartpole10", "sac", "varshare_trust_region"), ("cartpole10", "sac", "pcgrad"),
+])
+def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, suite, algo, method):
     reference = tmp_path / "reference"
-    subprocess.run(command(tmp_path, suite, reference, method), check=True, capture_output=True)
+    subprocess.run(command(tmp_path, suite, algo, reference, method), check=True, capture_output=True)
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(command(tmp_path, suite, killed, method), stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(command(tmp_path, suite, algo, killed, method), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (killed / "resume.pt").exists() and process.poll() is None and time.monotonic() < deadline:
@@ -57,14 +64,14 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, suite, method)
     process.wait()
     assert (killed / "resume.pt").exists() and not (killed / "done.json").exists()
 
-    resumed = subprocess.run(command(tmp_path, suite, killed, method), check=True, capture_output=True, text=True)
+    resumed = subprocess.run(command(tmp_path, suite, algo, killed, method), check=True, capture_output=True, text=True)
     assert "resumed from" in resumed.stdout
     assert (killed / "metrics.csv").read_text() == (reference / "metrics.csv").read_text()
     assert not (killed / "resume.pt").exists() and (killed / "done.json").exists()
     final, ref_final = (torch.load(d / "checkpoint.pt", weights_only=False)["model"] for d in (killed, reference))
     assert all(torch.equal(final[k], ref_final[k]) for k in ref_final)
 
-    again = subprocess.run(command(tmp_path, suite, killed, method), check=True, capture_output=True, text=True)
+    again = subprocess.run(command(tmp_path, suite, algo, killed, method), check=True, capture_output=True, text=True)
     assert "already finished" in again.stdout
 
 

@@ -357,13 +357,14 @@ class ExperimentConfig(Section):
     @field_validator("ppo")
     @classmethod
     def _batch_divisible(cls, ppo: PPOConfig, info: ValidationInfo) -> PPOConfig:
-        """The per-task batch envs_per_task × ppo.num_steps must split into equal minibatches.
+        """The per-task batch envs_per_task × ppo.num_steps must split into equal minibatches
+        (checked when the algorithm is PPO).
 
         A field validator (not a model validator) so that it still runs, and is reported, when
         unrelated fields are invalid.
         """
         envs = info.data.get("envs_per_task")
-        if envs is None:  # invalid itself, reported on its own
+        if envs is None or info.data.get("algo") != "ppo":  # invalid itself, reported on its own; or not PPO
             return ppo
         batch = envs * ppo.num_steps
         if batch % ppo.num_minibatches:
@@ -382,13 +383,13 @@ class ExperimentConfig(Section):
     @field_validator("sac")
     @classmethod
     def _sac_iteration_whole(cls, sac: SACConfig, info: ValidationInfo) -> SACConfig:
-        """An SAC iteration must be whole gradient phases of whole vector steps, and the log-std
-        clamp a non-empty interval."""
+        """An SAC iteration must be whole gradient phases of whole vector steps (checked when the
+        algorithm is SAC), and the log-std clamp a non-empty interval."""
         if sac.log_std_min >= sac.log_std_max:
             raise PydanticCustomError("cross_field", "{message}", {
                 "message": f"sac.log_std_min = {sac.log_std_min:g} must be below sac.log_std_max = {sac.log_std_max:g}"})
         envs = info.data.get("envs_per_task")
-        if envs is None:
+        if envs is None or info.data.get("algo") != "sac":  # only SAC runs in iterations of this size
             return sac
         unit = envs * sac.train_freq
         if sac.steps_per_iteration % unit:

@@ -41,13 +41,12 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import yaml
-
 from torch import nn
 
 from varshare.algos import agent_class
@@ -312,14 +311,16 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
         final_return = math.nan
         while agent.iteration < agent.num_iterations:
             stats = agent.iterate()
-            sps = stats.pop("sps")  # wall-clock: logged, kept out of the (reproducible) metrics
+            # wall-clock rates: printed, kept out of the (reproducible) metrics
+            speed = {key: stats.pop(key) for key in agent.wall_clock_metrics}
             train_return = run.record_iteration(stats)
             is_last = agent.iteration == agent.num_iterations
             if time.perf_counter() - last_print > 5 or is_last:
                 last_print = time.perf_counter()
                 details = "".join(f" {key} {stats[key]:.4g}" for key in agent.progress_metrics if key in stats)
-                run.log(f"[{run.name}] iter {agent.iteration}/{agent.num_iterations} step {agent.steps_per_task} "
-                        f"sps {sps:.0f} train_return {train_return:.1f}{details}")
+                rates = "".join(f" {key} {value:.0f}" for key, value in speed.items())
+                run.log(f"[{run.name}] iter {agent.iteration}/{agent.num_iterations} step {agent.steps_per_task}"
+                        f"{rates} train_return {train_return:.1f}{details}")
             if agent.steps_per_task - run.evaluations[-1] >= config.eval.every_steps or is_last:
                 run.record_task_diagnostics()
                 final_return = run.evaluate()

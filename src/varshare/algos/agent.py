@@ -85,6 +85,8 @@ class Agent(Protocol):
         iteration: :meth:`iterate` calls done; num_iterations: calls in the whole budget.
         steps_per_iteration: env steps per task of one :meth:`iterate`.
         progress_metrics: keys of :meth:`iterate`'s statistics worth printing in progress lines.
+        wall_clock_metrics: keys of :meth:`iterate`'s statistics measured with the clock (``sps``
+            first): printed in progress lines, never stored in the reproducible metrics.
     """
 
     model: nn.Module
@@ -93,9 +95,11 @@ class Agent(Protocol):
     num_iterations: int
     steps_per_iteration: int
     progress_metrics: ClassVar[tuple[str, ...]]
+    wall_clock_metrics: ClassVar[tuple[str, ...]]
 
     def iterate(self) -> dict[str, float]:
-        """One unit of training (collect experience and update); statistics to log, with ``sps``."""
+        """One unit of training (collect experience and update); statistics to log, with
+        :attr:`wall_clock_metrics` among them (``sps``: env steps per second, all tasks)."""
 
     def task_statistics(self) -> dict[str, list[float]]:
         """Per-task statistics of the last :meth:`iterate` (``M`` values each, e.g. SAC's α_m)."""

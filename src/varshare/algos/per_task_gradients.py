@@ -16,7 +16,7 @@ combination of those rows replaces θ's gradient. Any algorithm uses it the same
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -41,7 +41,14 @@ from varshare.algos.per_task_gradients import apply_combined_gradients, task_rep
 from varshare.config import ExperimentConfig, NetworkConfig
 from varshare.envs.base import MultiTaskVecEnv
 from varshare.methods.base import Method
-from varshare.nn import MultiTaskMLP, NetworkNoise, map_examples, select_examples, shared_parameters, slice_examples
+from varshare.nn import (
+    MultiTaskMLP,
+    NetworkNoise,
+    map_examples,
+    select_examples,
+    shared_parameters,
+    slice_examples,
+)
 
 
 @dataclass(frozen=True)
@@ -209,6 +216,7 @@ class PPO:
     """
 
     progress_metrics = ("approx_kl", "clip_fraction")
+    wall_clock_metrics = ("sps",)
 
     def __init__(self, config: ExperimentConfig, method: Method, env: MultiTaskVecEnv, seed: int, device="cpu",
                  init_model: Callable[[nn.Module], None] | None = None):

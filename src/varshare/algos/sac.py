@@ -41,7 +41,9 @@ are the task axis and the method hooks:
 * Warm-up: uniformly random actions and no gradient steps for the first ``sac.learning_starts``
   env steps per task; then every ``sac.train_freq`` vector steps, ``sac.gradient_steps`` gradient
   steps. Three Adam optimisers (actor, critics, temperatures); gradient-norm clipping of the actor's
-  and of the critics' gradients; the critics' gradients are not computed in the actor step.
+  and of the critics' gradients (a global norm, as the MT10 reference clips: it scales every task's
+  step by one common factor, the only way one task's data reaches another task's own parameters);
+  the critics' gradients are not computed in the actor step.
 * Frozen parameters (``requires_grad`` False: θ in leave-one-out's residual regime) stay out of the
   optimisers and the per-task-gradient path; the targets are synchronised after ``init_model``.
 """
@@ -52,10 +54,9 @@ import copy
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -239,6 +240,7 @@ class SAC:
     """
 
     progress_metrics = ("alpha", "q1_mean", "critic_loss", "entropy")
+    wall_clock_metrics = ("sps", "gradient_steps_per_second")
 
     def __init__(self, config: ExperimentConfig, method: Method, env: MultiTaskVecEnv, seed: int, device="cpu",
                  init_model: Callable[[nn.Module], None] | None = None):
