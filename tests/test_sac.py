@@ -5,7 +5,9 @@ every method training a few SAC steps on each task family."""
 from __future__ import annotations
 
 import copy
+import csv
 import dataclasses
+import json
 import math
 
 import gymnasium as gym
@@ -32,6 +34,7 @@ from varshare.config import METHODS, ConfigError, load_config
 from varshare.envs import build_suite, make_vec_env
 from varshare.eval.evaluate import evaluate
 from varshare.methods import make_method
+from varshare.train import train
 
 #: a small but real SAC setting: 100-step iterations, updates from step 40, every 2 vector steps
 SAC_OVERRIDES = {
@@ -336,3 +339,29 @@ def test_sac_experiment_configs_are_valid_and_name_sac(suite):
         assert config.sac.buffer_size == 100_000 and config.sac.max_grad_norm == 1.0
     else:
         assert config.network.hidden_sizes == [64, 64]
+
+
+def test_an_sac_run_writes_the_run_directory_contract(tmp_path):
+    config = load_config("configs/cartpole10_sac.yaml", {
+        **SAC_OVERRIDES, "methods": ["varshare"], "seeds": [2], "eval.every_steps": 100, "eval.episodes": 1})
+    out = tmp_path / "run"
+    summary = train(config, build_suite("cartpole10")[:2], "varshare", 2, out)
+    assert summary["run"] == "cartpole10/sac/varshare/seed2" and summary["algo"] == "sac"
+    for name in ("config.yaml", "manifest.json", "tasks.json", "metrics.csv", "progress.log", "checkpoint.pt",
+                 "done.json"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "manifest.json").read_text())["algo"] == "sac"
+    assert load_config(out / "config.yaml").sac == config.sac
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert {r["algo"] for r in rows} == {"sac"}
+    per_task = {(r["task"], r["metric"]) for r in rows if r["task"] != "all"}
+    tasks = [spec.name for spec in build_suite("cartpole10")[:2]]
+    for metric in ("alpha", "q1_mean", "critic_loss", "actor_loss", "entropy", "eval_return", "eval_return_sample5"):
+        assert all((task, metric) in per_task for task in tasks), metric
+    overall = {r["metric"] for r in rows if r["task"] == "all"}
+    assert {"critic_kl", "actor_kl", "critic_grad_norm", "buffer_size", "gradient_steps"} <= overall
+    assert "gradient_steps_per_second" not in overall and "sps" not in overall  # wall clock: progress.log only
+    progress = (out / "progress.log").read_text()
+    assert " sps " in progress and " gradient_steps_per_second " in progress
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert state["buffer"]["size"] == 64 and {"actor_optimizer", "critic_optimizer", "alpha_optimizer"} <= set(state)

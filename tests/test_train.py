@@ -86,8 +86,18 @@ def test_bad_config_fails_before_anything_is_written(tmp_path, bad, message):
 
 def test_unknown_algorithm_is_refused_before_anything_is_written(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
-        main(["train", "--config", "configs/cartpole10_ppo.yaml", "--suite", "cartpole10", "--algo", "sac",
+        main(["train", "--config", "configs/cartpole10_ppo.yaml", "--suite", "cartpole10", "--algo", "a2c",
               "--method", "varshare", "--seed", "0", "--out", str(tmp_path / "run")])
     assert exited.value.code == 2
-    assert re.search(r"argument --algo: invalid choice: 'sac' \(choose from '?ppo'?\)", capsys.readouterr().err)
+    assert re.search(r"argument --algo: invalid choice: 'a2c' \(choose from '?ppo'?, '?sac'?\)", capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("config, algo", [("configs/cartpole10_ppo.yaml", "sac"), ("configs/cartpole10_sac.yaml", "ppo")])
+def test_an_algo_that_contradicts_the_config_is_refused(tmp_path, capsys, config, algo):
+    """Another algorithm's experiment config would train with default hyperparameters: refused."""
+    assert main(["train", "--config", config, "--suite", "cartpole10", "--algo", algo, "--method", "varshare",
+                 "--seed", "0", "--out", str(tmp_path / "run")]) == 2
+    other = "ppo" if algo == "sac" else "sac"
+    assert f"--algo {algo} contradicts the config's algo {other} ({config})" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
