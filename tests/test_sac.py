@@ -281,17 +281,27 @@ def test_every_method_trains_sac_steps_on_cartpole(name):
     agent.env.close()
 
 
+@pytest.fixture(scope="module", params=["lunarlander20", "mt10"])
+def family_env(request):
+    """Two tasks of a simulator-backed family, one copy each; shared by the methods' tests."""
+    env = make_vec_env(build_suite(request.param)[:2], 1, seed=0)
+    yield request.param, env
+    env.close()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("suite", ["lunarlander20", "mt10"])
-@pytest.mark.parametrize("name", ["hard_sharing", "varshare", "pcgrad", "varshare_lora"])
-def test_methods_train_sac_steps_on_lunarlander_and_mt10(name, suite):
-    agent = make_sac(name, suite=suite, tasks=2, **{"envs_per_task": 1, "sac.steps_per_iteration": 60,
-                                                    "sac.learning_starts": 30, "sac.train_freq": 1})
+@pytest.mark.parametrize("name", METHODS)
+def test_every_method_trains_sac_steps_on_lunarlander_and_mt10(name, family_env):
+    suite, env = family_env
+    config = load_config({"suite": suite, "methods": [name], "seeds": [0], "total_steps_per_task": 60},
+                         {**SAC_OVERRIDES, "envs_per_task": 1, "total_steps_per_task": 60,
+                          "sac.steps_per_iteration": 60, "sac.learning_starts": 30, "sac.train_freq": 1})
+    agent = SAC(config, make_method(name, config, 2, 0), env, seed=0)
     stats = agent.iterate()
-    assert agent.gradient_steps_done == 30 and all(math.isfinite(v) for v in stats.values())
+    assert agent.gradient_steps_done == 31 and all(math.isfinite(v) for v in stats.values())
+    assert agent.model.discrete == (suite == "lunarlander20")
     if suite == "mt10":
-        assert not agent.model.discrete and agent.model.target_entropy == -4.0
-    agent.env.close()
+        assert agent.model.target_entropy == -4.0 and agent.buffer.actions.shape == (2, 64, 4)
 
 
 def test_gradient_combining_methods_combine_the_critic_and_the_actor_gradients_separately():
