@@ -155,7 +155,7 @@ def test_figure_algo_option_filters_and_labels_lines_method_algo(tmp_path, two_a
 
     assert main(command) == 0  # every algorithm present: one line per (method, algo)
     labels, lines = drawn(saved["c.png"])
-    assert labels == ["hard_sharing (ppo) (n=1)", "hard_sharing (sac) (n=1)", "varshare (ppo) (n=1)"]
+    assert labels == ["hard_sharing (PPO) (n=1)", "hard_sharing (SAC) (n=1)", "varshare (PPO) (n=1)"]
     assert lines == [[2.0, 20.0], [5.0, 80.0], [1.0, 9.0]]
     assert [t.get_text() for t in saved["i.png"].axes[0].get_yticklabels()] == labels
 
@@ -307,3 +307,70 @@ def test_cli_aggregate_and_figure_end_to_end(tmp_path, runs, capsys):
     assert main(["aggregate", "--suite", SUITE, "--out", str(tmp_path / "r3"), str(other)]) == 2
     assert "is not a cartpole10 run" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_learning_range_is_set_by_the_evaluations_after_step_0():
+    curves = pd.DataFrame([("a", "ppo", seed, step, value) for seed, values in ((0, (-1000, 10, 50)), (1, (-1000, 30, 50)))
+                           for step, value in zip((0, 100, 200), values)] + [("b", "sac", 0, 0, -900), ("b", "sac", 0, 100, 40)],
+                          columns=["method", "algo", "seed", "step", "return"])
+    low, high = figures.learning_range(curves, ["method", "algo"])
+    spread = 50 - (20 - math.sqrt(200))  # a at step 100: mean 20, std sqrt(200) over two seeds; top: 50
+    assert (low, high) == pytest.approx((20 - math.sqrt(200) - 0.05 * spread, 50 + 0.05 * spread))
+    assert figures.learning_range(curves[curves["step"] == 0], ["method", "algo"]) is None  # nothing after step 0
+
+
+@pytest.fixture
+def ppo_and_sac_results(tmp_path: Path) -> list[Path]:
+    """Results of two suites: PPO hard_sharing, l2_soft and varshare (seeds 0, 1), SAC hard_sharing and
+    varshare (seed 0); a fresh policy's return at step 0 is -1000; lunarlander20 has PPO runs only."""
+    runs = []
+    for method, offset in (("hard_sharing", 0), ("l2_soft", 5), ("varshare", 10)):
+        for seed in (0, 1):
+            runs.append(make_run(tmp_path / "cp", method, seed, {0: [-1000] * 3, 100: [20 + offset + seed] * 3,
+                                                                200: [40 + offset] * 3}))
+    for method in ("hard_sharing", "varshare"):
+        runs.append(make_run(tmp_path / "cp", method, 0, {0: [-1000] * 3, 50: [60] * 3, 100: [80] * 3}, algo="sac"))
+    results = [tmp_path / "results/cartpole10", tmp_path / "results/lunarlander20"]
+    write_aggregate(runs, SUITE, results[0], reps=20)
+    lunar = [make_run(tmp_path / "ll", "hard_sharing", 0, {0: [1, 2, 3], 100: [4, 5, 6]}, suite="lunarlander20")]
+    write_aggregate(lunar, "lunarlander20", results[1], reps=20)
+    return results
+
+
+def plot_algos(results: list[Path], *extra: str) -> list[str]:
+    return ["plot", "algos", "--results", *map(str, results), "--panel-titles", *"AB"[:len(results)],
+            "--methods", "hard_sharing", "l2_soft", "varshare", "--title", "t", "--png", "x.png", "--pdf", "x.pdf",
+            *extra]
+
+
+def test_fig6_draws_each_method_under_both_algorithms_ppo_solid_sac_dashed(ppo_and_sac_results, monkeypatch):
+    saved = {}
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path, dpi=200: saved.update({Path(path).name: figure}))
+    assert main(plot_algos(ppo_and_sac_results[:1], "--algos", "ppo", "sac")) == 0
+    ax = saved["x.png"].axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    # l2_soft has no SAC run: not drawn; the rest: one line per (method, algorithm)
+    assert labels == ["hard_sharing (PPO) (n=2)", "hard_sharing (SAC) (n=1)", "varshare (PPO) (n=2)",
+                      "varshare (SAC) (n=1)"]
+    lines = [line for line in ax.get_lines() if len(line.get_ydata())]
+    assert [list(line.get_ydata()) for line in lines] == [[-1000, 20.5, 40], [-1000, 60, 80],
+                                                          [-1000, 30.5, 50], [-1000, 60, 80]]
+    assert [line.get_linestyle() for line in lines] == ["-", "--", "-", "--"]
+    assert [line.get_color() for line in lines] == [METHOD_COLORS[m] for m in ("hard_sharing",) * 2 + ("varshare",) * 2]
+    low, high = ax.get_ylim()
+    assert 15 < low < 20 and 80 < high < 85  # the learning (20..80) sets the axis, not the step-0 -1000
+    assert ax.get_title() == "A" and saved["x.png"].get_suptitle() == "t"
+
+
+def test_fig6_refuses_a_panel_without_one_of_the_algorithms(ppo_and_sac_results, capsys):
+    assert main(plot_algos(ppo_and_sac_results, "--algos", "ppo", "sac")) == 2
+    assert "panel 'B': no evaluation curves of algo sac; algos present: ppo" in capsys.readouterr().err
+    assert main(plot_algos(ppo_and_sac_results[:1], "--algos", "ppo")) == 2  # nothing to compare
+    assert main(plot_algos(ppo_and_sac_results[:1], "--algos", "ppo", "sac", "--algo", "ppo")) == 2
+    assert "two or more distinct algorithms" in capsys.readouterr().err
+    assert main(["plot", "curves", "--results", str(ppo_and_sac_results[0]), "--panel-titles", "A", "--methods",
+                 "varshare", "--algos", "ppo", "sac", "--title", "t", "--png", "x.png", "--pdf", "x.pdf"]) == 2
+    assert "--algos is for kind algos" in capsys.readouterr().err
+    curves = pd.read_csv(ppo_and_sac_results[0] / "eval_curves.csv")
+    with pytest.raises(ValueError, match=r"panel 'A': none of the methods \['l2_soft'\] has curves of every algo"):
+        figures.plot_algorithm_comparison([("A", curves)], ["ppo", "sac"], ["l2_soft"], "t", "x.png", "x.pdf")

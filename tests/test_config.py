@@ -227,7 +227,8 @@ def test_check_config_command_reports_every_problem_and_exits_2(tmp_path):
 # --- pipeline presets (varshare.pipeline_config) ---------------------------------------------------
 
 from varshare.config import ALGOS  # noqa: E402
-from varshare.pipeline_config import job_resources, load_pipeline_config  # noqa: E402
+from varshare.pipeline_config import (config_pairs, experiment_overrides, job_resources,  # noqa: E402
+                                      load_pipeline_config, training_plan)
 
 REPO = CONFIGS.parent
 
@@ -245,12 +246,112 @@ def preset_errors(data: dict) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize("name", ["smoke", "default", "paper"])
-def test_shipped_presets_resolve_one_experiment_config_per_suite_and_algo(name):
+COMPARED = ["independent", "hard_sharing", "contextual", "l2_soft", "pcgrad", "cagrad", "varshare"]
+
+
+@pytest.mark.parametrize("name, sac_methods", [
+    ("smoke", COMPARED),
+    ("default", ["hard_sharing", "l2_soft", "varshare"]),
+    ("paper", list(METHODS)),  # every method and variant: the plans list none
+])
+def test_shipped_presets_resolve_one_experiment_config_per_suite_and_algo(name, sac_methods):
     preset, experiments = load_pipeline_config(preset_data(name), REPO)
-    assert preset.algos == ["ppo"] and preset.loo.algos == ["ppo"]
-    assert set(experiments) == {(suite, "ppo") for suite in preset.suites}
+    assert preset.algos == ["ppo", "sac"] and preset.loo.algos == ["ppo"]
+    assert set(experiments) == {(suite, algo) for suite in preset.suites for algo in ("ppo", "sac")}
     assert all(cfg.algo == algo and cfg.suite == suite for (suite, algo), cfg in experiments.items())
+    plan = training_plan(preset)
+    assert all(plan[suite, "ppo"] == list(METHODS) and plan[suite, "sac"] == sac_methods for suite in preset.suites)
+    assert all(experiments[suite, "sac"].methods == sac_methods for suite in preset.suites)
+    assert all(str(experiments[suite, algo].seeds) == str(preset.seeds) for suite, algo in experiments)
+
+
+def test_a_plan_without_methods_trains_every_method_and_a_methods_override_narrows_every_plan():
+    data = preset_data("smoke")
+    del data["experiments"]["lunarlander20"]["sac"]["methods"]
+    preset, _ = load_pipeline_config(data, REPO)
+    plan = training_plan(preset)
+    assert plan["cartpole10", "sac"] == COMPARED and plan["lunarlander20", "sac"] == list(METHODS)
+    # `--config methods=[...] variants=[...]`: the plans train those of their methods that remain
+    preset, experiments = load_pipeline_config(
+        preset_data("smoke", methods=["pcgrad", "varshare"], variants=["varshare", "varshare_lora"],
+                    top_variants=["varshare"]), REPO)
+    plan = training_plan(preset)
+    assert plan["cartpole10", "ppo"] == ["pcgrad", "varshare", "varshare_lora"]
+    assert plan["cartpole10", "sac"] == ["pcgrad", "varshare"]  # its plan lists no variant
+    assert experiments["cartpole10", "sac"].methods == ["pcgrad", "varshare"]
+    assert experiment_overrides(preset, "cartpole10", "sac")["total_steps_per_task"] == 600  # the plan's set
+
+
+def test_algos_filter_the_plans():
+    preset, experiments = load_pipeline_config(preset_data("smoke", algos=["ppo"]), REPO)
+    assert set(training_plan(preset)) == set(experiments) == {("cartpole10", "ppo"), ("lunarlander20", "ppo")}
+    data = preset_data("smoke", algos=["sac"])
+    data["loo"]["algos"] = ["sac"]
+    preset, experiments = load_pipeline_config(data, REPO)
+    assert set(training_plan(preset)) == set(experiments) == {("cartpole10", "sac"), ("lunarlander20", "sac")}
+
+
+def test_leave_one_out_uses_the_suite_s_plan_of_its_algorithm():
+    data = preset_data("smoke", algos=["ppo"])
+    data["loo"]["algos"] = ["ppo", "sac"]  # SAC is not trained, but leave-one-out runs it
+    preset, experiments = load_pipeline_config(data, REPO)
+    assert config_pairs(preset) == [("cartpole10", "ppo"), ("lunarlander20", "ppo"), ("cartpole10", "sac")]
+    assert experiments["cartpole10", "sac"].methods == ["varshare"]  # loo.methods
+    assert experiments["cartpole10", "sac"].total_steps_per_task == 600
+    del data["experiments"]["cartpole10"]["sac"]
+    assert "loo.algos: 'sac' has no plan on cartpole10 (experiments.cartpole10.sac); allowed: ppo" in \
+        preset_errors(data)
+
+
+def plans(**per_suite) -> dict:
+    """The smoke preset with ``experiments.<suite>`` replaced by the given mappings."""
+    data = preset_data("smoke")
+    data["experiments"] = {**data["experiments"], **per_suite}
+    return data
+
+
+SAC_PLAN = {"experiment": "configs/cartpole10_sac.yaml"}
+PPO_PLAN = {"experiment": "configs/cartpole10_ppo.yaml"}
+
+
+@pytest.mark.parametrize("data, expected", [
+    pytest.param(plans(cartpole10={"ppo": PPO_PLAN, "sak": SAC_PLAN}),
+                 ["experiments.cartpole10.sak: unknown key 'sak'; allowed: 'ppo' or 'sac'"], id="unknown-algo-key"),
+    pytest.param(plans(cartpole10={"experiment": "configs/cartpole10_ppo.yaml", "set": {}}),
+                 ["experiments.cartpole10.experiment: unknown key 'experiment'; allowed: 'ppo' or 'sac' "
+                  "(experiments.<suite> maps each algorithm to its plan {experiment, set, methods})",
+                  "experiments.cartpole10.set: unknown key 'set'"], id="old-schema"),
+    pytest.param(plans(cartpole10={"sac": {**SAC_PLAN, "methods": ["varshare", "maml"]}}),
+                 ["experiments.cartpole10.sac.methods[1]: got 'maml'; must be one of 'independent'"],
+                 id="unknown-plan-method"),
+    pytest.param(plans(cartpole10={"sac": {**SAC_PLAN, "methods": []}}),
+                 ["experiments.cartpole10.sac.methods: got []; must be a non-empty list"], id="empty-plan-methods"),
+    pytest.param(plans(cartpole10={"sac": {**SAC_PLAN, "method": ["varshare"]}}),
+                 ["unknown key 'experiments.cartpole10.sac.method'; allowed keys: experiment, set, methods; "
+                  "did you mean 'methods'?"], id="unknown-plan-key"),
+    pytest.param(plans(cartpole10={"ppo": PPO_PLAN}, lunarlander20={"ppo": PPO_PLAN}),
+                 ["algos: 'sac' trains nothing: no suite of ['cartpole10', 'lunarlander20'] has a plan for it "
+                  "(experiments.<suite>.sac); allowed: ppo (algorithms with a plan that trains a method)"],
+                 id="algo-without-plan"),
+    pytest.param({**plans(lunarlander20={"sac": {"experiment": "configs/lunarlander20_sac.yaml"}}), "algos": ["ppo"]},
+                 ["experiments.lunarlander20: trains nothing: no plan for an algorithm of algos ['ppo'] (plans: "
+                  "['sac']); every suite in 'suites' needs one"], id="suite-without-plan"),
+    pytest.param({**plans(cartpole10={"ppo": PPO_PLAN, "sac": {**SAC_PLAN, "methods": ["contextual"]}},
+                          lunarlander20={"ppo": PPO_PLAN, "sac": {**SAC_PLAN, "methods": ["contextual"]}}),
+                  "methods": ["hard_sharing", "varshare"], "variants": ["varshare"], "top_variants": ["varshare"]},
+                 ["algos: 'sac' trains nothing: its plans (experiments.<suite>.sac of ['cartpole10', 'lunarlander20']) "
+                  "list none of the preset's methods and variants ['hard_sharing', 'varshare']; allowed: ppo"],
+                 id="plan-methods-not-trained"),
+    pytest.param(plans(cartpole10={"sac": {"experiment": "configs/cartpole10_sak.yaml"}}),
+                 ["experiments.cartpole10.sac.experiment: no such file 'configs/cartpole10_sak.yaml'"],
+                 id="missing-experiment-file"),
+    pytest.param(plans(cartpole10={"ppo": PPO_PLAN, "sac": {**SAC_PLAN, "set": {"sac.learning_startz": 1}}}),
+                 ["experiments.cartpole10.sac (configs/cartpole10_sac.yaml): unknown key 'sac.learning_startz'",
+                  "did you mean 'learning_starts'?"], id="bad-sac-override"),
+])
+def test_bad_plans_name_the_key_and_what_is_allowed(data, expected):
+    message = preset_errors(data)
+    assert all(line in message for line in expected), message
 
 
 def test_algos_default_to_ppo_and_are_validated():
@@ -277,10 +378,13 @@ def test_paper_preset_asks_gpus_only_for_mt10():
 def test_resource_overrides_merge_over_the_family_defaults_suite_then_suite_algo():
     resources = {"train": {"threads": 2, "mem_mb": 3000, "runtime": 100, "gpu": 0,
                            "overrides": {"cartpole10": {"mem_mb": 5000, "runtime": 50},
-                                         "cartpole10/ppo": {"runtime": 70, "gpu": 1}}}}
+                                         "cartpole10/ppo": {"runtime": 70, "gpu": 1},
+                                         "cartpole10/sac": {"threads": 3}}}}
     preset, _ = load_pipeline_config(preset_data("smoke", resources=resources), REPO)
     got = job_resources(preset, "train", "cartpole10", "ppo")
     assert (got.threads, got.mem_mb, got.runtime, got.gpu) == (2, 5000, 70, 1)
+    sac = job_resources(preset, "train", "cartpole10", "sac")
+    assert (sac.threads, sac.mem_mb, sac.runtime, sac.gpu) == (3, 5000, 50, 0)
     other = job_resources(preset, "train", "lunarlander20", "ppo")
     assert (other.threads, other.mem_mb, other.runtime, other.gpu) == (2, 3000, 100, 0)
     # families left out take the schema defaults: one thread, 2000 MB, 60 min, no GPU
@@ -315,8 +419,8 @@ def test_a_figure_of_an_untrained_method_is_a_preset_error():
     assert "top_variants: ['varshare_lora'] are not trained by this preset" in message
 
 
-def test_a_bad_experiment_override_names_suite_and_key():
+def test_a_bad_experiment_override_names_suite_algo_and_key():
     data = preset_data("smoke")
-    data["experiments"]["cartpole10"]["set"] = {"ppo.num_stepz": 64}
+    data["experiments"]["cartpole10"]["ppo"]["set"] = {"ppo.num_stepz": 64}
     message = preset_errors(data)
-    assert "experiments.cartpole10 (configs/cartpole10_ppo.yaml)" in message and "did you mean 'num_steps'" in message
+    assert "experiments.cartpole10.ppo (configs/cartpole10_ppo.yaml)" in message and "did you mean 'num_steps'" in message

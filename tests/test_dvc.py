@@ -21,14 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 # What a fresh checkout of the workflow holds (git-tracked sources; no data/, no figures/).
 CHECKOUT = ["Snakefile", "workflow", "configs", "src/varshare", "dvc.yaml", ".dvc/config", ".dvc/.gitignore",
             ".dvcignore", ".gitignore"]
-# The reduced smoke study, chosen the documented way: the vars of dvc.yaml. Without the leave-one-out
-# stage (loo.methods empty), which test_workflow.py runs end to end.
+# The reduced smoke study, chosen the documented way: the vars of dvc.yaml. PPO only and without the
+# leave-one-out stage (loo.methods empty): test_workflow.py runs SAC and leave-one-out end to end.
 PRESET = "smoke"
 SNAKEMAKE_ARGS = ("--config suites=[cartpole10] methods=[hard_sharing,varshare] "
-                  "variants=[varshare,varshare_reptile] top_variants=[varshare,varshare_reptile] 'loo={methods: []}'")
+                  "variants=[varshare,varshare_reptile] top_variants=[varshare,varshare_reptile] 'loo={methods: []}' "
+                  "algos=[ppo]")
 SNAKEMAKE_CLI = ["figures/all", "--configfile", f"configs/{PRESET}.yaml",
                  "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
-                 "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]", "loo={methods: []}"]
+                 "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]", "loo={methods: []}",
+                 "algos=[ppo]"]
 GIT_COMMIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "commit", "-q"]
 
 

@@ -304,7 +304,7 @@ def test_loo_tables_and_figure_keep_algorithms_apart(tmp_path, monkeypatch, caps
         return [ax.get_title().removesuffix(": steps to threshold") for ax in axes]
 
     assert main(command) == 0
-    assert panels() == ["independent (ppo)", "independent (sac)", "varshare (ppo)", "varshare (sac)"]
+    assert panels() == ["independent (PPO)", "independent (SAC)", "varshare (PPO)", "varshare (SAC)"]
     assert main([*command, "--algo", "sac"]) == 0
     assert panels() == ["independent", "varshare"]
     curve = next(ax for ax in saved["x.png"].axes if ax.get_title().startswith("varshare: learning"))

@@ -118,10 +118,10 @@ def test_plot_algo_option_filters_rows_and_labels_name_algo(two_algo_results, mo
     monkeypatch.setattr(figures, "save_figure", lambda figure, path, dpi=200: saved.update({Path(path).name: figure}))
     results = two_algo_results
 
-    assert legend(plot("curves", results, saved=saved)) == ["varshare (ppo) (n=2)", "varshare (sac) (n=1)"]
+    assert legend(plot("curves", results, saved=saved)) == ["varshare (PPO) (n=2)", "varshare (SAC) (n=1)"]
     assert legend(plot("curves", results, "--algo", "ppo", saved=saved)) == ["varshare (n=2)"]
     both = legend(plot("strategies", results, saved=saved))
-    assert "mean weights (eval) (ppo) (n=2)" in both and "mean weights (eval) (sac) (n=1)" in both
+    assert "mean weights (eval) (PPO) (n=2)" in both and "mean weights (eval) (SAC) (n=1)" in both
     only = plot("strategies", results, "--algo", "sac", saved=saved)
     assert "mean weights (eval) (n=1)" in legend(only)
     means = [list(line.get_ydata()) for line in only.axes[0].get_lines() if len(line.get_ydata())][0]
@@ -130,11 +130,11 @@ def test_plot_algo_option_filters_rows_and_labels_name_algo(two_algo_results, mo
     def titles(figure):
         return [ax.get_title() for ax in figure.axes if ax.get_title()]
 
-    assert titles(plot("sharing-map", results, saved=saved)) == ["A (ppo)", "A (sac)"]
+    assert titles(plot("sharing-map", results, saved=saved)) == ["A (PPO)", "A (SAC)"]
     assert titles(plot("sharing-map", results, "--algo", "sac", saved=saved)) == ["A"]
 
     pruning = plot("pruning", results, saved=saved)
-    assert legend(pruning) == ["seed 0 (ppo)", "seed 0 (sac)"]
+    assert legend(pruning) == ["seed 0 (PPO)", "seed 0 (SAC)"]
     assert [list(line.get_ydata()) for line in pruning.axes[0].get_lines()] == [[100.0, 90.0], [200.0, 180.0]]
     pruning = plot("pruning", results, "--algo", "sac", saved=saved)
     assert legend(pruning) == ["seed 0"]

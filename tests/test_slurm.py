@@ -22,9 +22,11 @@ from helpers import copy_checkout
 REPO = Path(__file__).resolve().parents[1]
 SHIMS = REPO / "tests" / "slurm_shims"
 PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
-# Without the leave-one-out stage (loo.methods empty): test_workflow.py runs it end to end.
+# PPO only, without the leave-one-out stage (loo.methods empty): test_workflow.py runs SAC and
+# leave-one-out end to end.
 SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
-         "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]", "loo={methods: []}"]
+         "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]", "loo={methods: []}",
+         "algos=[ppo]"]
 # The plugin waits 40 s before its first status check and after each finished job; a real queue
 # needs that, the fake cluster does not.
 FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "1"]

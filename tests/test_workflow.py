@@ -38,19 +38,23 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset, seeds, loo_pretrain", [
-    ("smoke", 1, 1 * 1 * 1),  # leave-one-out: methods × held-out tasks × seeds
-    ("default", 3, 2 * 2 * 2),
-    ("paper", 5, 7 * 10 * 5),
+@pytest.mark.parametrize("preset, seeds, sac_methods, loo_pretrain", [
+    ("smoke", 1, 7, 1 * 1 * 1),  # SAC: the seven compared methods; leave-one-out: methods × held-out tasks × seeds
+    ("default", 3, 3, 2 * 2 * 2),  # SAC: hard_sharing, l2_soft, varshare
+    ("paper", 5, 16, 7 * 10 * 5),  # SAC: every method and variant
 ])
-def test_presets_plan_suites_times_methods_times_seeds_training_jobs(workdir, preset, seeds, loo_pretrain):
+def test_presets_plan_training_jobs_per_suite_algo_method_and_seed(workdir, preset, seeds, sac_methods, loo_pretrain):
     result = snakemake(workdir, "-n", "figures/all", "--configfile", f"configs/{preset}.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert counts["train"] == 2 * 1 * (7 + 9) * seeds  # suites × algos × (7 methods + 9 more variants) × seeds
-    assert counts["envs"] == counts["aggregate"] == counts["figure_methods"] == 2
-    assert counts["experiment_config"] == 2 * 1  # one per suite and algo
-    assert all(counts[f"figure_{name}"] == 1 for name in ("fig3_strategies", "fig4_variants", "fig5_top_variants", "sharing_map"))
+    assert counts["train"] == 2 * (7 + 9 + sac_methods) * seeds  # suites × (PPO: 7 methods + 9 more variants; SAC)
+    assert counts["envs"] == counts["aggregate"] == 2
+    assert counts["experiment_config"] == counts["figure_methods"] == 2 * 2  # one per suite and algo
+    # SAC's Fig. 4 / Fig. 5 only where it trains the variants; Fig. 3, sharing map, pruning: varshare
+    variants = 2 if sac_methods == 16 else 1
+    assert counts["figure_fig4_variants"] == counts["figure_fig5_top_variants"] == variants
+    assert counts["figure_fig3_strategies"] == counts["figure_sharing_map"] == counts["figure_pruning"] == 2
+    assert counts["prune"] == 2 * 2 * seeds and counts["figure_ppo_vs_sac"] == 1
     assert counts["loo_pretrain"] == loo_pretrain and counts["loo_adapt"] == 3 * loo_pretrain  # 3 regimes
     assert counts["loo_aggregate"] == counts["loo_figure"] == 1  # CartPole-10 only
     assert counts["study_manifest"] == 1 and "all" not in counts  # the explicit target needs no rule all
@@ -87,9 +91,13 @@ def test_paper_preset_asks_gpus_only_where_an_override_says(workdir):
     assert not [job for job in jobs if "gpu=1" in job.get("resources", "")]  # CartPole, LunarLander: CPU
     training = [job for job in jobs if job["rule"] in ("train", "loo_pretrain", "loo_adapt")]
     assert training and all("--set device=cpu" in job["shell"] for job in training)
-    assert all("--algo ppo" in job["shell"] for job in jobs if job["rule"] in ("train", "loo_pretrain"))
-    lunar = [job for job in jobs if job["rule"] == "train" and "suite=lunarlander20" in job["wildcards"]]
-    assert lunar and all("runtime=240," in job["resources"] for job in lunar)
+    assert all("--algo ppo" in job["shell"] for job in jobs if job["rule"] == "loo_pretrain")
+    assert {re.search(r"--algo (\w+)", job["shell"]).group(1) for job in jobs if job["rule"] == "train"} == {"ppo", "sac"}
+    # wall time per suite, and per suite/algo for SAC
+    runtimes = {(re.search(r"suite=(\w+), algo=(\w+)", job["wildcards"]).groups(),
+                 re.search(r"runtime=(\d+),", job["resources"]).group(1)) for job in jobs if job["rule"] == "train"}
+    assert runtimes == {(("cartpole10", "ppo"), "60"), (("lunarlander20", "ppo"), "240"),
+                        (("cartpole10", "sac"), "240"), (("lunarlander20", "sac"), "720")}
 
     # an override keyed by suite/algo: a GPU for CartPole-10's PPO training jobs only
     result = snakemake(workdir, "-n", "-p", "figures/all", "--configfile", "configs/paper.yaml",
@@ -102,12 +110,29 @@ def test_paper_preset_asks_gpus_only_where_an_override_says(workdir):
     assert all("--set device=cpu" in job["shell"] for job in jobs if job["rule"] == "train" and job not in gpu)
 
 
-def test_no_target_builds_figures_all(workdir):
-    result = snakemake(workdir, "-n", "--configfile", "configs/smoke.yaml")
+def test_no_target_builds_figures_all_with_the_plans_sac_jobs(workdir):
+    result = snakemake(workdir, "-n", "-p", "--configfile", "configs/smoke.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert counts["all"] == counts["study_manifest"] == 1 and counts["train"] == 2 * 16
+    assert counts["all"] == counts["study_manifest"] == 1 and counts["train"] == 2 * (16 + 7)
     assert "output: figures/all" in result.stdout
+    jobs = dry_run_jobs(result.stdout)
+    sac = [job for job in jobs if job["rule"] == "train" and "algo=sac" in job["wildcards"]]
+    compared = ["independent", "hard_sharing", "contextual", "l2_soft", "pcgrad", "cagrad", "varshare"]
+    assert sorted(job["wildcards"] for job in sac) == sorted(
+        f"suite={suite}, algo=sac, method={method}, seed=0" for suite in ("cartpole10", "lunarlander20")
+        for method in compared)
+    for job in sac:
+        suite = re.search(r"suite=(\w+)", job["wildcards"]).group(1)
+        assert f"--config data/configs/{suite}/sac.yaml" in job["shell"] and "--algo sac" in job["shell"]
+    (fig6,) = [job for job in jobs if job["rule"] == "figure_ppo_vs_sac"]
+    assert ("varshare plot algos --results data/results/cartpole10 data/results/lunarlander20 --panel-titles "
+            f"CartPole-10 LunarLander-20 --algos ppo sac --methods {' '.join(compared)}") in fig6["shell"]
+    (manifest,) = [job for job in jobs if job["rule"] == "study_manifest"]
+    built = manifest["input"].split(", ")
+    assert "figures/fig6_ppo_vs_sac.png" in built and "figures/fig1_cartpole10_sac_methods.png" in built
+    assert "figures/fig3_strategies_sac.png" in built and "figures/pruning_sac.pdf" in built
+    assert not [path for path in built if path.startswith(("figures/fig4_variants_sac", "figures/fig5_top_variants_sac"))]
 
 
 SLOW = pytest.mark.slow
@@ -121,7 +146,13 @@ SLOW = pytest.mark.slow
     pytest.param("resources={train: {overrides: {cartpol10: {gpu: 1}}}}",
                  "resources.train.overrides.cartpol10: unknown suite 'cartpol10'; a key is a suite or suite/algo",
                  marks=SLOW),
-    pytest.param("algos=[ppo,sak]", "algos[1]: got 'sak'; must be one of 'ppo'", marks=SLOW),
+    pytest.param("algos=[ppo,sak]", "algos[1]: got 'sak'; must be one of 'ppo', 'sac'", marks=SLOW),
+    pytest.param("experiments={cartpole10: {a2c: {experiment: configs/cartpole10_ppo.yaml}}}",
+                 "experiments.cartpole10.a2c: unknown key 'a2c'; allowed: 'ppo' or 'sac'", marks=SLOW),
+    pytest.param("experiments={cartpole10: {sac: {methods: [varshare, maml]}}}",
+                 "experiments.cartpole10.sac.methods[1]: got 'maml'", marks=SLOW),
+    pytest.param("resources={train: {overrides: {cartpole10/a2c: {gpu: 1}}}}",
+                 "resources.train.overrides.cartpole10/a2c: unknown algorithm 'a2c'", marks=SLOW),
     pytest.param("loo={methods: [varshare, maml]}", "loo.methods[1]: got 'maml'", marks=SLOW),
     pytest.param("loo={suites: {cartpole10: {holdouts: [mooon], pretrain_steps_per_task: 1, adapt_steps: 1, "
                  "threshold: 1}}}",
@@ -160,6 +191,12 @@ def test_figures_all_builds_from_clean_and_rebuilds_a_deleted_figure(workdir):
     manifest = (workdir / "figures" / "all").read_text().split()
     assert "figures/fig1_cartpole10_ppo_methods.png" in manifest and "data/results/cartpole10/iqm.csv" in manifest
     assert "figures/fig4_variants_ppo.png" in manifest and "figures/pruning_ppo.png" in manifest
+    # SAC trains the plan's methods that remain (hard_sharing, varshare): its figures of them, no variant
+    # screening, and Fig. 6 with the one suite
+    assert "figures/fig1_cartpole10_sac_methods.png" in manifest and "figures/pruning_sac.png" in manifest
+    assert "figures/fig6_ppo_vs_sac.pdf" in manifest and "figures/fig4_variants_sac.png" not in manifest
+    assert (workdir / "data/runs/cartpole10/sac/varshare/seed0/done.json").is_file()
+    assert not (workdir / "data/runs/cartpole10/sac/varshare_reptile").exists()
     assert "figures/loo_cartpole10_ppo.png" in manifest and "data/results/cartpole10/loo/loo_summary.csv" in manifest
     assert all((workdir / path).stat().st_size > 0 for path in manifest)
     assert (workdir / "data/runs/cartpole10/ppo/varshare/seed0/checkpoint.pt").is_file()

@@ -50,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train one algorithm, method and seed on a suite; write the run directory."""
     from varshare.train import train
 
-    overrides = {"suite": args.suite, "algo": args.algo, "methods": [args.method], "seeds": [args.seed]}
+    overrides = {"suite": args.suite, "methods": [args.method], "seeds": [args.seed]}
     overrides.update(parse_overrides(args.set))
     if args.holdout is not None:
         overrides["holdout"] = args.holdout
@@ -59,6 +59,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         specs = read_specs(args.tasks) if args.tasks else build_suite(args.suite)
     except (ConfigError, TaskSpecError) as error:
         print(error, file=sys.stderr)
+        return 2
+    if args.algo is not None and args.algo != config.algo:
+        print(f"--algo {args.algo} contradicts the config's algo {config.algo} ({args.config}): its "
+              f"hyperparameters are {config.algo}'s; use an experiment config of {args.algo} "
+              f"(e.g. configs/{args.suite}_{args.algo}.yaml) or leave --algo out", file=sys.stderr)
         return 2
     if {s.family for s in specs} != {s.family for s in build_suite(args.suite)}:
         print(f"--tasks {args.tasks} does not hold {args.suite} tasks", file=sys.stderr)
@@ -235,17 +240,25 @@ def read_csv_table(path: Path):
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    """Multi-panel portfolio figures (one panel per results directory, i.e. per suite)."""
+    """Multi-panel figures (one panel per results directory, i.e. per suite): the portfolio figures
+    of one algorithm, or (kind ``algos``) Fig. 6, the algorithms of ``--algos`` against each other."""
     import pandas as pd
 
-    from varshare.analysis.figures import plot_curve_panels, plot_pruning, plot_sharing_map
+    from varshare.analysis.figures import plot_algorithm_comparison, plot_curve_panels, plot_pruning, plot_sharing_map
     from varshare.analysis.results import read_table, select_rows, selection_text
 
     if len(args.panel_titles) != len(args.results):
         print("give one --panel-titles entry per --results directory", file=sys.stderr)
         return 2
+    if args.kind == "algos" and (len(set(args.algos or [])) < 2 or args.algo is not None):
+        print("kind algos compares two or more distinct algorithms, given with --algos (and takes no --algo)",
+              file=sys.stderr)
+        return 2
+    if args.kind != "algos" and args.algos is not None:
+        print("--algos is for kind algos; the other kinds draw one algorithm with --algo", file=sys.stderr)
+        return 2
     table = {"curves": "eval_curves", "strategies": "strategy_curves", "sharing-map": "sharing_map",
-             "pruning": "pruning/*"}[args.kind]
+             "pruning": "pruning/*", "algos": "eval_curves"}[args.kind]
     panels = []
     for results, panel_title in zip(args.results, args.panel_titles):
         if args.kind == "pruning":
@@ -265,6 +278,12 @@ def cmd_plot(args: argparse.Namespace) -> int:
         plot_curve_panels(panels, args.title, args.png, args.pdf, hue="strategy")
     elif args.kind == "pruning":
         plot_pruning(panels, args.title, args.png, args.pdf)
+    elif args.kind == "algos":
+        try:
+            plot_algorithm_comparison(panels, args.algos, args.methods, args.title, args.png, args.pdf)
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return 2
     else:
         plot_sharing_map(panels, args.title, args.png, args.pdf)
     return 0
@@ -296,17 +315,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="varshare", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    plot = commands.add_parser("plot", help="portfolio figures: one panel per results directory")
-    plot.add_argument("kind", choices=["curves", "strategies", "sharing-map", "pruning"],
+    plot = commands.add_parser("plot", help="multi-panel figures: one panel per results directory")
+    plot.add_argument("kind", choices=["curves", "strategies", "sharing-map", "pruning", "algos"],
                       help="curves: eval return per method; strategies: mean / sample-1 / sample-5 / "
                            "training return of the methods; sharing-map: mean |mu| per layer and task; "
-                           "pruning: return vs kept residual fraction (DIR/pruning/*.csv)")
+                           "pruning: return vs kept residual fraction (DIR/pruning/*.csv); algos: eval "
+                           "return per method under each algorithm of --algos (Fig. 6, PPO vs SAC)")
     plot.add_argument("--results", nargs="+", required=True, help="results directories (varshare aggregate)")
     plot.add_argument("--panel-titles", nargs="+", required=True, help="one title per results directory")
     plot.add_argument("--methods", nargs="+", required=True, help="methods to draw")
     plot.add_argument("--algo", metavar="ALGO",
                       help="draw only this algorithm's rows (default: every algorithm present; with several, "
-                           "lines are labelled 'name (algo)')")
+                           "lines are labelled 'name (ALGO)')")
+    plot.add_argument("--algos", nargs="+", choices=ALGOS, metavar="ALGO",
+                      help="kind algos: the algorithms compared, each needed in every panel (the first solid, "
+                           "the next dashed); a panel draws the --methods that all of them trained")
     plot.add_argument("--title", required=True)
     plot.add_argument("--png", required=True)
     plot.add_argument("--pdf", required=True)
@@ -327,7 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train one algorithm, method and seed on a suite")
     train.add_argument("--config", required=True, help="experiment config YAML")
     train.add_argument("--suite", required=True, choices=sorted(SUITES))
-    train.add_argument("--algo", default="ppo", choices=ALGOS, help="base RL algorithm (default: ppo)")
+    train.add_argument("--algo", choices=ALGOS,
+                       help="base RL algorithm: the config's `algo` (ppo where it names none); a different "
+                            "--algo is refused")
     train.add_argument("--method", required=True, choices=sorted(METHODS))
     train.add_argument("--seed", required=True, type=int)
     train.add_argument("--out", required=True, help="run directory")
@@ -386,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     figure.add_argument("--methods", nargs="+", help="draw only these methods (default: all in the results)")
     figure.add_argument("--algo", metavar="ALGO",
                         help="draw only this algorithm's rows (default: every algorithm present; with several, "
-                             "lines and bars are labelled 'method (algo)')")
+                             "lines and bars are labelled 'method (ALGO)')")
     figure.set_defaults(func=cmd_figure)
 
     loo_aggregate = commands.add_parser("loo-aggregate", help="leave-one-out tables of a suite's adaptation runs")
@@ -406,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     loo_figure.add_argument("--pdf", required=True)
     loo_figure.add_argument("--algo", metavar="ALGO",
                             help="draw only this algorithm's runs (default: every algorithm present; with several, "
-                                 "a row per 'method (algo)')")
+                                 "a row per 'method (ALGO)')")
     loo_figure.set_defaults(func=cmd_loo_figure)
 
     prune = commands.add_parser("prune", help="zero small residual means of a finished run, re-evaluate per threshold")

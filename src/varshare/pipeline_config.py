@@ -1,12 +1,14 @@
 """The pipeline preset: which suites, algorithms, methods and seeds the Snakemake DAG builds, and
 with what.
 
-A preset (``configs/smoke.yaml``, ``configs/default.yaml``, ``configs/paper.yaml``) names, per suite,
-an experiment config and the overrides this preset applies to it, and per rule family (``train``,
-``loo``, ``prune``) the resources a job asks for, with overrides per suite or ``suite/algo``. The
-Snakefile validates the whole preset — including every (suite, algorithm) pair's resolved
-experiment config — when it loads, so a bad value fails with one message naming its key before any
-job starts. Snakemake's ``--config key=value`` overrides are validated the same way.
+A preset (``configs/smoke.yaml``, ``configs/default.yaml``, ``configs/paper.yaml``) names, per suite
+and algorithm, a plan (:class:`AlgoPlan`: an experiment config, the overrides this preset applies to
+it, and optionally the methods that algorithm trains there), and per rule family (``train``,
+``loo``, ``prune``) the resources a job asks for, with overrides per suite or ``suite/algo``. A
+(suite, algo) trains iff ``algo`` is in ``algos`` and the suite has a plan for it
+(:func:`training_plan`). The Snakefile validates the whole preset — including every resolved
+(suite, algo) experiment config — when it loads, so a bad value fails with one message naming its
+key before any job starts. Snakemake's ``--config key=value`` overrides are validated the same way.
 """
 
 from __future__ import annotations
@@ -36,11 +38,17 @@ from varshare.envs.suites import SUITES as KNOWN_SUITES
 from varshare.envs.suites import build_suite
 
 
-class SuitePlan(Section):
-    """How one suite is trained in this preset."""
+class AlgoPlan(Section):
+    """How one algorithm trains on one suite in this preset (``experiments.<suite>.<algo>``)."""
 
     experiment: str = Field(description="Experiment config YAML (path relative to the repository root).")
     set: dict[str, Any] = Field(default_factory=dict, description="Overrides (dotted keys allowed).")
+    # Omitted: [] (a default is not validated); given, it must be non-empty.
+    methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
+        default_factory=list, min_length=1,
+        description="Methods this algorithm trains on this suite, among the preset's methods and variants "
+                    "(others are left out, so a --config methods=... override narrows every plan); "
+                    "omitted: every method the preset trains.")
 
 
 class Resources(Section):
@@ -109,7 +117,8 @@ class LOOPlan(Section):
     ``--config`` mappings, so ``suites`` cannot be emptied that way)."""
 
     algos: Annotated[list[AlgoName], AfterValidator(_unique)] = Field(
-        default_factory=lambda: ["ppo"], min_length=1, description="Base RL algorithms pretrained and adapted.")
+        default_factory=lambda: ["ppo"], min_length=1,
+        description="Base RL algorithms pretrained and adapted, each with the suite's plan of it (experiments).")
     suites: dict[SuiteName, LOOSuitePlan] = Field(
         default_factory=dict, description="Per suite (one of the preset's suites): held-out tasks, budgets, threshold.")
     methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
@@ -127,7 +136,8 @@ class PipelineConfig(Section):
     suites: Annotated[list[SuiteName], AfterValidator(_unique)] = Field(min_length=1)
     algos: Annotated[list[AlgoName], AfterValidator(_unique)] = Field(
         default_factory=lambda: ["ppo"], min_length=1,
-        description="Base RL algorithms: every method and seed is trained with each (runs <suite>/<algo>/...).")
+        description="Base RL algorithms trained: each on the suites whose experiments have a plan for it "
+                    "(runs <suite>/<algo>/...).")
     methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
         min_length=1, description="The sharing methods compared in Fig. 1 / Fig. 2.")
     variants: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
@@ -140,8 +150,8 @@ class PipelineConfig(Section):
     sharing_map_method: MethodName = Field("varshare", description="Method of the sharing-map figure.")
     pruning: PruningPlan = Field(default_factory=PruningPlan)
     seeds: Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)] = Field(min_length=1)
-    experiments: dict[SuiteName, SuitePlan] = Field(
-        description="Per suite: experiment config and overrides (used for every algorithm of `algos`).")
+    experiments: dict[SuiteName, dict[AlgoName, AlgoPlan]] = Field(
+        description="Per suite and algorithm: experiment config, overrides and methods (a plan).")
     resources: ResourcePlan = Field(default_factory=ResourcePlan)
     bootstrap_seed: int = Field(0, ge=0, description="Seed of the IQM confidence-interval bootstrap.")
     loo: LOOPlan = Field(default_factory=LOOPlan)
@@ -168,29 +178,25 @@ def load_pipeline_config(
 ) -> tuple[PipelineConfig, dict[tuple[str, str], ExperimentConfig]]:
     """Validate a preset (as Snakemake's ``config`` dict) and each (suite, algo)'s experiment config.
 
-    Returns the preset and, per ``(suite, algo)`` of ``suites`` × ``algos``, the resolved experiment
-    config. Raises :class:`ConfigError` listing every problem with its dotted key.
+    Returns the preset and, per ``(suite, algo)`` that trains or runs leave-one-out
+    (:func:`config_pairs`), the resolved experiment config. Raises :class:`ConfigError` listing every
+    problem with its dotted key.
     """
     try:
         preset = PipelineConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([describe_error(e, PipelineConfig) for e in exc.errors()], what="pipeline preset") from None
-    problems, experiments = [], {}
-    for suite in preset.suites:
-        plan = preset.experiments.get(suite)
-        if plan is None:
-            problems.append(f"experiments.{suite}: missing; every suite in 'suites' needs an experiment entry")
-            continue
+        raise ConfigError(_describe_errors(exc.errors()), what="pipeline preset") from None
+    problems, experiments = _plan_problems(preset), {}
+    for suite, algo in config_pairs(preset):
+        plan = preset.experiments[suite][algo]
         path = Path(root) / plan.experiment
         if not path.is_file():
-            problems.append(f"experiments.{suite}.experiment: no such file {plan.experiment!r}")
+            problems.append(f"experiments.{suite}.{algo}.experiment: no such file {plan.experiment!r}")
             continue
-        for algo in preset.algos:
-            try:
-                experiments[suite, algo] = load_config(path, experiment_overrides(preset, suite, algo))
-            except ConfigError as error:
-                where = f"{suite}, algo {algo}" if len(preset.algos) > 1 else suite
-                problems.extend(f"experiments.{where} ({plan.experiment}): {p}" for p in error.problems)
+        try:
+            experiments[suite, algo] = load_config(path, experiment_overrides(preset, suite, algo))
+        except ConfigError as error:
+            problems.extend(f"experiments.{suite}.{algo} ({plan.experiment}): {p}" for p in error.problems)
     problems += _loo_problems(preset, root)
     problems += _resource_problems(preset)
     trained = set(preset.methods) | set(preset.variants)
@@ -205,11 +211,81 @@ def load_pipeline_config(
     return preset, experiments
 
 
+def _describe_errors(errors: list[dict[str, Any]]) -> list[str]:
+    """One line per schema error (:func:`describe_error`); a bad mapping key is named with the
+    allowed keys (and its value's errors are left out: they follow from the key)."""
+    bad_keys = [e["loc"][:-1] for e in errors if e["loc"][-1:] == ("[key]",)]
+    lines = []
+    for error in errors:
+        loc = error["loc"]
+        if loc[-1:] == ("[key]",):
+            line = f"{'.'.join(map(str, loc[:-1]))}: unknown key {error['input']!r}; allowed: {error['ctx']['expected']}"
+            if loc[0] == "experiments" and len(loc) == 4:
+                line += " (experiments.<suite> maps each algorithm to its plan {experiment, set, methods})"
+            lines.append(line)
+        elif not any(loc[:len(key)] == key for key in bad_keys):
+            lines.append(describe_error(error, PipelineConfig))
+    return lines
+
+
+def plan_methods(preset: PipelineConfig, suite: str, algo: str) -> list[str]:
+    """The methods (suite, algo) trains, in :func:`trained_methods` order: those the suite's plan
+    for ``algo`` lists (all when it lists none); none when ``suite`` is not in ``suites``,
+    ``algo`` not in ``algos``, or the suite has no plan for it."""
+    plan = preset.experiments.get(suite, {}).get(algo)
+    if plan is None or suite not in preset.suites or algo not in preset.algos:
+        return []
+    return [m for m in trained_methods(preset) if not plan.methods or m in plan.methods]
+
+
+def training_plan(preset: PipelineConfig) -> dict[tuple[str, str], list[str]]:
+    """``(suite, algo)`` → methods, for every pair that trains a method (suites, then algos, in the
+    preset's order)."""
+    pairs = {(suite, algo): plan_methods(preset, suite, algo) for suite in preset.suites for algo in preset.algos}
+    return {pair: methods for pair, methods in pairs.items() if methods}
+
+
+def config_pairs(preset: PipelineConfig) -> list[tuple[str, str]]:
+    """The (suite, algo) pairs with a resolved experiment config (``data/configs/<suite>/<algo>.yaml``):
+    those that train, then those only leave-one-out runs (``loo.algos``) that have a plan."""
+    loo = [(suite, algo) for suite in loo_suites(preset) for algo in preset.loo.algos
+           if suite in preset.suites and algo in preset.experiments.get(suite, {})]
+    return list(dict.fromkeys([*training_plan(preset), *loo]))
+
+
+def _plan_problems(preset: PipelineConfig) -> list[str]:
+    """Every suite of ``suites`` and every algorithm of ``algos`` must train some method."""
+    trained = training_plan(preset)
+    methods = trained_methods(preset)
+    problems = []
+    for suite in preset.suites:
+        if any(s == suite for s, _ in trained):
+            continue
+        plans = [algo for algo in preset.experiments.get(suite, {}) if algo in preset.algos]
+        why = (f"the plans of {plans} list none of the preset's methods and variants {methods}" if plans else
+               f"no plan for an algorithm of algos {preset.algos} (plans: {list(preset.experiments.get(suite, {}))})")
+        problems.append(f"experiments.{suite}: trains nothing: {why}; every suite in 'suites' needs one")
+    trainable = [algo for algo in ALGOS if any(
+        not plan.methods or set(plan.methods) & set(methods)
+        for suite in preset.suites for name, plan in preset.experiments.get(suite, {}).items() if name == algo)]
+    for algo in preset.algos:
+        if any(a == algo for _, a in trained):
+            continue
+        suites = [suite for suite in preset.suites if algo in preset.experiments.get(suite, {})]
+        why = (f"its plans (experiments.<suite>.{algo} of {suites}) list none of the preset's methods and "
+               f"variants {methods}" if suites else
+               f"no suite of {preset.suites} has a plan for it (experiments.<suite>.{algo})")
+        problems.append(f"algos: {algo!r} trains nothing: {why}; allowed: {', '.join(trainable) or 'none'} "
+                        f"(algorithms with a plan that trains a method)")
+    return problems
+
+
 def experiment_overrides(preset: PipelineConfig, suite: str, algo: str) -> dict[str, Any]:
-    """Overrides that turn the suite's experiment file into the experiment config of (suite, algo)
-    (``data/configs/<suite>/<algo>.yaml``): the preset's ``set``, then suite, algo, methods, seeds."""
-    return {**preset.experiments[suite].set, "suite": suite, "algo": algo,
-            "methods": trained_methods(preset), "seeds": preset.seeds}
+    """Overrides that turn the plan's experiment file into the experiment config of (suite, algo)
+    (``data/configs/<suite>/<algo>.yaml``): the plan's ``set``, then suite, algo, methods (those the
+    pair trains; for a pair only leave-one-out uses, ``loo.methods``) and seeds."""
+    return {**preset.experiments[suite][algo].set, "suite": suite, "algo": algo,
+            "methods": plan_methods(preset, suite, algo) or list(preset.loo.methods), "seeds": preset.seeds}
 
 
 #: rule families of ``resources`` (the fields of :class:`ResourcePlan`)
@@ -253,7 +329,8 @@ def loo_overrides(plan: LOOSuitePlan, stage: str) -> dict[str, Any]:
 
 def _loo_problems(preset: PipelineConfig, root: str | Path) -> list[str]:
     """The ``loo`` section's suites must be the preset's, its held-out tasks tasks of their suite,
-    and the resolved pretraining and adaptation configs valid."""
+    each of ``loo.algos`` must have a plan on each of its suites, and the resolved pretraining and
+    adaptation configs must be valid."""
     problems = []
     for suite, plan in loo_suites(preset).items():
         if suite not in preset.suites:
@@ -264,19 +341,23 @@ def _loo_problems(preset: PipelineConfig, root: str | Path) -> list[str]:
         if unknown:
             problems.append(f"loo.suites.{suite}.holdouts: {unknown} are not tasks of {suite}; allowed: {', '.join(names)}")
             continue
-        suite_plan = preset.experiments.get(suite)
-        path = Path(root) / suite_plan.experiment if suite_plan else None
-        if path is None or not path.is_file():
-            continue  # reported with the suite's experiment
         for algo in preset.loo.algos:
+            algo_plan = preset.experiments.get(suite, {}).get(algo)
+            if algo_plan is None:
+                problems.append(f"loo.algos: {algo!r} has no plan on {suite} (experiments.{suite}.{algo}); "
+                                f"allowed: {', '.join(preset.experiments.get(suite, {})) or 'none'}")
+                continue
+            path = Path(root) / algo_plan.experiment
+            if not path.is_file():
+                continue  # reported with the plan's experiment
             for stage in ("pretrain", "adapt"):
-                overrides = {**suite_plan.set, "suite": suite, "algo": algo, "methods": preset.loo.methods,
+                overrides = {**algo_plan.set, "suite": suite, "algo": algo, "methods": preset.loo.methods,
                              "seeds": preset.loo.seeds, "holdout": plan.holdouts[0] if stage == "pretrain" else None,
                              **loo_overrides(plan, stage)}
                 try:
                     load_config(path, overrides)
                 except ConfigError as error:
-                    problems.extend(f"loo.suites.{suite} ({algo} {stage} runs of {suite_plan.experiment}): {p}"
+                    problems.extend(f"loo.suites.{suite} ({algo} {stage} runs of {algo_plan.experiment}): {p}"
                                     for p in error.problems)
     return problems
 

@@ -1,6 +1,8 @@
 def finished_runs(wildcards):
-    return [f"{run_dir(wildcards.suite, algo, method, seed)}/done.json"
-            for algo in ALGOS for method in METHODS for seed in SEEDS]
+    """Every training run of the suite: each algorithm trained there, its methods, every seed."""
+    return [f"{run_dir(suite, algo, method, seed)}/done.json"
+            for (suite, algo), methods in TRAINED.items() if suite == wildcards.suite
+            for method in methods for seed in SEEDS]
 
 
 rule aggregate:

@@ -3,10 +3,12 @@
 # so a manifest whose listed artefacts are not all present is stale: remove it at parse time and
 # the missing artefacts (and the manifest) are rebuilt on this run.
 STUDY_OUTPUTS = [
-    *(f"{figure_stem(s, a)}_{kind}.{ext}" for s in SUITES for a in ALGOS for kind in ("methods", "iqm")
+    *(f"{figure_stem(s, a)}_{kind}.{ext}" for s, a in METHODS_FIGURES for kind in ("methods", "iqm")
       for ext in ("png", "pdf")),
     *(f"data/results/{s}/{table}" for s in SUITES for table in ("per_task_final.csv", "iqm.csv")),
-    *(f"figures/{name}_{a}.{ext}" for name in [*PORTFOLIO_FIGURES, "pruning"] for a in ALGOS for ext in ("png", "pdf")),
+    *(f"figures/{name}_{a}.{ext}" for name, algos in PORTFOLIO_ALGOS.items() for a in algos for ext in ("png", "pdf")),
+    *(f"figures/pruning_{a}.{ext}" for a in PRUNING_ALGOS for ext in ("png", "pdf")),
+    *(f"figures/fig6_ppo_vs_sac.{ext}" for ext in ("png", "pdf") if FIG6_SUITES),
     *(f"figures/loo_{s}_{a}.{ext}" for s in LOO_SUITES for a in LOO.algos for ext in ("png", "pdf")),
     *(f"data/results/{s}/loo/loo_summary.csv" for s in LOO_SUITES),
 ]

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from varshare.analysis.style import algo_label
 from varshare.config import ALGOS as KNOWN_ALGOS
 from varshare.config import REGIMES, ConfigError
 from varshare.envs.suites import SUITES as KNOWN_SUITES
 from varshare.pipeline_config import (experiment_overrides, job_resources, load_pipeline_config, loo_overrides,
-                                      loo_suites, trained_methods, typed_strings)
+                                      loo_suites, training_plan, typed_strings)
 from varshare.provenance import import_closure
 
 try:
@@ -19,14 +20,15 @@ except ConfigError as error:
     raise WorkflowError(str(error))
 
 SUITES = PRESET.suites
-ALGOS = PRESET.algos
-METHODS = trained_methods(PRESET)  # compared methods (Fig. 1/2) and VarShare variants (Fig. 4)
+ALGOS = PRESET.algos  # each trains on some suite (validated)
 SEEDS = PRESET.seeds
+# (suite, algo) -> the methods it trains (compared methods for Fig. 1/2, VarShare variants for Fig. 4),
+# for the pairs that train: algo in `algos` and a plan experiments.<suite>.<algo>.
+TRAINED = training_plan(PRESET)
 
 # Figure names of the seed update: Fig. 1 CartPole-10, Fig. 2 LunarLander-20.
 FIGURE_PREFIX = {"cartpole10": "fig1", "lunarlander20": "fig2", "mt10": "fig_mt10"}
 SUITE_TITLE = {"cartpole10": "CartPole-10", "lunarlander20": "LunarLander-20", "mt10": "Meta-World MT10"}
-ALGO_TITLE = {"ppo": "PPO", "sac": "SAC"}
 
 
 # Snakemake does not notice edits to imported modules: each rule lists, as its `code` input, the
@@ -50,14 +52,6 @@ PRUNE_SOURCES = {algo: code_sources("varshare.eval.pruning", f"varshare.algos.{a
 AGGREGATE_SOURCES = code_sources("varshare.analysis.aggregate", "varshare.analysis.results")
 FIGURE_SOURCES = code_sources("varshare.analysis.figures", "varshare.analysis.results")
 LOO_AGGREGATE_SOURCES = code_sources("varshare.analysis.aggregate", "varshare.analysis.loo")
-
-
-def results_dirs():
-    return [f"data/results/{suite}" for suite in SUITES]
-
-
-def suite_titles():
-    return " ".join(shlex.quote(SUITE_TITLE[suite]) for suite in SUITES)
 
 
 def run_dir(suite, algo, method, seed):

@@ -2,12 +2,30 @@ def figure_stem(suite, algo):
     return f"figures/{FIGURE_PREFIX[suite]}_{suite}_{algo}"
 
 
-def algo_title(algo):
-    return ALGO_TITLE.get(algo, algo.upper())
+def methods_figure_methods(suite, algo):
+    """Methods of Fig. 1 / Fig. 2 for (suite, algo): the preset's compared methods it trains."""
+    return [method for method in PRESET.methods if method in TRAINED.get((suite, algo), [])]
+
+
+def panel_suites(algo, methods):
+    """Panels of a portfolio figure of ``algo`` drawing ``methods``: the suites the algorithm
+    trains on, if it trains every one of ``methods`` on each of them; else none (not built)."""
+    suites = [suite for suite in SUITES if (suite, algo) in TRAINED]
+    return suites if all(set(methods) <= set(TRAINED[suite, algo]) for suite in suites) else []
+
+
+def panel_args(suites):
+    """`--results` directories and `--panel-titles` of one panel per suite."""
+    titles = " ".join(shlex.quote(SUITE_TITLE[suite]) for suite in suites)
+    return f"--results {' '.join(f'data/results/{suite}' for suite in suites)} --panel-titles {titles}"
+
+
+# Fig. 1 / Fig. 2 of every (suite, algo) that trains some of the compared methods
+METHODS_FIGURES = [(suite, algo) for suite, algo in TRAINED if methods_figure_methods(suite, algo)]
 
 
 rule figure_methods:
-    """Fig. 1 / Fig. 2: the seven methods on a suite with one algorithm (curves mean ± std over
+    """Fig. 1 / Fig. 2: the compared methods on a suite with one algorithm (curves mean ± std over
     seeds; final IQM)."""
     input:
         curves="data/results/{suite}/eval_curves.csv",
@@ -21,8 +39,8 @@ rule figure_methods:
                        category="Method comparison", subcategory="{suite}, {algo}"),
         iqm_pdf="figures/{prefix}_{suite}_{algo}_iqm.pdf",
     params:
-        title=lambda w: f"{SUITE_TITLE[w.suite]}, {algo_title(w.algo)} ({PRESET.preset} preset)",
-        methods=" ".join(PRESET.methods),
+        title=lambda w: f"{SUITE_TITLE[w.suite]}, {algo_label(w.algo)} ({PRESET.preset} preset)",
+        methods=lambda w: " ".join(methods_figure_methods(w.suite, w.algo)),
     log:
         "logs/figures/{prefix}_{suite}_{algo}_methods.log",
     wildcard_constraints:
@@ -43,17 +61,22 @@ PORTFOLIO_FIGURES = {
     "sharing_map": ("sharing-map", [PRESET.sharing_map_method],
                     f"Where tasks specialise: mean |μ| of {PRESET.sharing_map_method}'s residuals", "sharing_map.rst"),
 }
-PORTFOLIO_FIGURES = {name: spec for name, spec in PORTFOLIO_FIGURES.items() if spec[1]}
+# figure -> the algorithms it is built for: those that train its methods on every suite they run on
+PORTFOLIO_ALGOS = {name: [algo for algo in ALGOS if panel_suites(algo, spec[1])]
+                   for name, spec in PORTFOLIO_FIGURES.items() if spec[1]}
+PORTFOLIO_ALGOS = {name: algos for name, algos in PORTFOLIO_ALGOS.items() if algos}
 
 
-for _figure, (_kind, _methods, _title, _caption) in PORTFOLIO_FIGURES.items():
+for _figure, _algos in PORTFOLIO_ALGOS.items():
+    _kind, _methods, _title, _caption = PORTFOLIO_FIGURES[_figure]
 
     rule:
-        """Fig. 3-5 and the sharing map of one algorithm: one panel per suite, from every suite's results."""
+        """Fig. 3-5 and the sharing map of one algorithm: one panel per suite it trains on."""
         name:
             f"figure_{_figure}"
         input:
-            results=expand("data/results/{suite}/aggregate.json", suite=SUITES),
+            results=lambda w, _methods=_methods: expand("data/results/{suite}/aggregate.json",
+                                                        suite=panel_suites(w.algo, _methods)),
             code=FIGURE_SOURCES,
         output:
             png=report(f"figures/{_figure}_{{algo}}.png", caption=f"../report/{_caption}",
@@ -62,15 +85,15 @@ for _figure, (_kind, _methods, _title, _caption) in PORTFOLIO_FIGURES.items():
         params:
             kind=_kind,
             methods=" ".join(_methods),
-            title=lambda w, _title=_title: f"{_title}, {algo_title(w.algo)} ({PRESET.preset} preset)",
-            results=" ".join(results_dirs()),
-            panel_titles=suite_titles(),
+            title=lambda w, _title=_title: f"{_title}, {algo_label(w.algo)} ({PRESET.preset} preset)",
+            panels=lambda w, _methods=_methods: panel_args(panel_suites(w.algo, _methods)),
         log:
             f"logs/figures/{_figure}_{{algo}}.log",
+        wildcard_constraints:
+            algo="|".join(_algos),
         shell:
-            "varshare plot {params.kind} --results {params.results} --panel-titles {params.panel_titles}"
-            " --algo {wildcards.algo} --methods {params.methods} --title {params.title:q}"
-            " --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+            "varshare plot {params.kind} {params.panels} --algo {wildcards.algo} --methods {params.methods}"
+            " --title {params.title:q} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
 
 
 rule prune:
@@ -98,23 +121,64 @@ rule prune:
         " --device {params.device} --out {output} > {log} 2>&1"
 
 
-rule figure_pruning:
-    """Return after pruning against the kept fraction of residual parameters, one panel per suite."""
-    input:
-        lambda w: expand("data/results/{suite}/pruning/{algo}_{method}_seed{seed}.csv", suite=SUITES,
-                         algo=[w.algo], method=[PRESET.pruning.method], seed=SEEDS),
-        code=FIGURE_SOURCES,
-    output:
-        png=report("figures/pruning_{algo}.png", caption="../report/pruning.rst", category="VarShare portfolio",
-                   subcategory="{algo}"),
-        pdf="figures/pruning_{algo}.pdf",
-    params:
-        results=" ".join(results_dirs()),
-        panel_titles=suite_titles(),
-        title=lambda w: f"Pruning {PRESET.pruning.method}'s residuals, {algo_title(w.algo)} ({PRESET.preset} preset)",
-        method=PRESET.pruning.method,
-    log:
-        "logs/figures/pruning_{algo}.log",
-    shell:
-        "varshare plot pruning --results {params.results} --panel-titles {params.panel_titles} --algo {wildcards.algo}"
-        " --methods {params.method} --title {params.title:q} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+# the algorithms whose pruning figure is built: those that train the pruned method on every suite they run on
+PRUNING_ALGOS = [algo for algo in ALGOS if panel_suites(algo, [PRESET.pruning.method])]
+
+
+if PRUNING_ALGOS:
+
+    rule figure_pruning:
+        """Return after pruning against the kept fraction of residual parameters, one panel per suite."""
+        input:
+            lambda w: expand("data/results/{suite}/pruning/{algo}_{method}_seed{seed}.csv",
+                             suite=panel_suites(w.algo, [PRESET.pruning.method]), algo=[w.algo],
+                             method=[PRESET.pruning.method], seed=SEEDS),
+            code=FIGURE_SOURCES,
+        output:
+            png=report("figures/pruning_{algo}.png", caption="../report/pruning.rst", category="VarShare portfolio",
+                       subcategory="{algo}"),
+            pdf="figures/pruning_{algo}.pdf",
+        params:
+            panels=lambda w: panel_args(panel_suites(w.algo, [PRESET.pruning.method])),
+            title=lambda w: f"Pruning {PRESET.pruning.method}'s residuals, {algo_label(w.algo)} ({PRESET.preset} preset)",
+            method=PRESET.pruning.method,
+        log:
+            "logs/figures/pruning_{algo}.log",
+        wildcard_constraints:
+            algo="|".join(PRUNING_ALGOS),
+        shell:
+            "varshare plot pruning {params.panels} --algo {wildcards.algo} --methods {params.method}"
+            " --title {params.title:q} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+def compared_methods(suite, algos=("ppo", "sac")):
+    """The compared methods (the preset's ``methods``) every one of ``algos`` trains on ``suite``."""
+    return [method for method in PRESET.methods if all(method in TRAINED.get((suite, algo), []) for algo in algos)]
+
+
+# Fig. 6, PPO vs SAC: a panel per suite among CartPole-10 (left) and LunarLander-20 (right) where both
+# algorithms trained some of the compared methods; built when there is one.
+FIG6_SUITES = [suite for suite in ("cartpole10", "lunarlander20") if compared_methods(suite)]
+FIG6_METHODS = [method for method in PRESET.methods if any(method in compared_methods(s) for s in FIG6_SUITES)]
+
+
+if FIG6_SUITES:
+
+    rule figure_ppo_vs_sac:
+        """Fig. 6: PPO (solid) against SAC (dashed) per compared method, one panel per suite; each panel
+        draws the methods both algorithms trained there."""
+        input:
+            results=expand("data/results/{suite}/aggregate.json", suite=FIG6_SUITES),
+            code=FIGURE_SOURCES,
+        output:
+            png=report("figures/fig6_ppo_vs_sac.png", caption="../report/fig6.rst", category="PPO vs SAC"),
+            pdf="figures/fig6_ppo_vs_sac.pdf",
+        params:
+            panels=panel_args(FIG6_SUITES),
+            methods=" ".join(FIG6_METHODS),
+            title=f"PPO vs SAC: evaluation return per method ({PRESET.preset} preset)",
+        log:
+            "logs/figures/fig6_ppo_vs_sac.log",
+        shell:
+            "varshare plot algos {params.panels} --algos ppo sac --methods {params.methods} --title {params.title:q}"
+            " --png {output.png} --pdf {output.pdf} > {log} 2>&1"

@@ -107,7 +107,7 @@ rule loo_figure:
                    subcategory="{suite}, {algo}"),
         pdf="figures/loo_{suite}_{algo}.pdf",
     params:
-        title=lambda w: f"Leave-one-out on {SUITE_TITLE[w.suite]}, {algo_title(w.algo)}: held-out "
+        title=lambda w: f"Leave-one-out on {SUITE_TITLE[w.suite]}, {algo_label(w.algo)}: held-out "
                         f"{', '.join(LOO_SUITES[w.suite].holdouts)} ({PRESET.preset} preset)",
     log:
         "logs/figures/loo_{suite}_{algo}.log",

@@ -1,8 +1,8 @@
 rule experiment_config:
-    """The suite's experiment config for one algorithm, with this preset's overrides, resolved and
-    validated (every algorithm reads the suite's experiment file of the preset)."""
+    """The experiment config of one suite and algorithm: the experiment file of the preset's plan
+    experiments.<suite>.<algo> with the plan's overrides, resolved and validated."""
     input:
-        lambda w: PRESET.experiments[w.suite].experiment,
+        lambda w: PRESET.experiments[w.suite][w.algo].experiment,
     output:
         "data/configs/{suite}/{algo}.yaml",
     params:

@@ -4,23 +4,29 @@ Figures are drawn on a :class:`matplotlib.figure.Figure` with the Agg canvas (no
 display, no global figure state) and saved atomically: to a temporary file in the target directory,
 then ``os.replace``. Methods keep the colours of :data:`varshare.analysis.style.METHOD_COLORS` in
 every figure. Every table drawn has an ``algo`` column: when a figure's rows hold several algorithms,
-each line (bar, panel) is one (name, algorithm), labelled ``"name (algo)"`` and dashed per algorithm
-(:func:`~varshare.analysis.style.algo_dashes`); with one algorithm labels are the names alone.
+each line (bar, panel) is one (name, algorithm), labelled ``"name (ALGO)"`` (e.g. ``"varshare (SAC)"``)
+and dashed per algorithm (:func:`~varshare.analysis.style.algo_dashes`: the first solid); with one
+algorithm labels are the names alone. Learning curves take their y range from the evaluations after
+step 0 (:func:`learning_range`), so a fresh policy's return does not set the scale (SCIENCE.md,
+"Statistics and figures").
 """
 
 from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from varshare.analysis.style import REGIME_COLORS, algo_dashes, method_color, ordered_algos, ordered_methods
+from varshare.analysis.style import (REGIME_COLORS, algo_dashes, algo_label, method_color, ordered_algos,
+                                     ordered_methods)
 from varshare.config import REGIMES
 from varshare.io import atomic_output
 
@@ -53,8 +59,8 @@ def _algos(tables: list[pd.DataFrame]) -> list[str]:
 
 
 def _name(name: str, algo: str, algos: list[str]) -> str:
-    """``name``, or ``"name (algo)"`` when the figure draws several ``algos``."""
-    return f"{name} ({algo})" if len(algos) > 1 else name
+    """``name``, or ``"name (ALGO)"`` when the figure draws several ``algos``."""
+    return f"{name} ({algo_label(algo)})" if len(algos) > 1 else name
 
 
 def _keys(table: pd.DataFrame, column: str, names: list[str], algos: list[str]) -> list[tuple[str, str]]:
@@ -69,8 +75,32 @@ def _rows_of(table: pd.DataFrame, method: str, algo: str) -> pd.DataFrame:
     return table[(table["method"] == method) & (table["algo"] == algo)]
 
 
+def learning_range(curves: pd.DataFrame, keys: list[str], pad: float = 0.05) -> tuple[float, float] | None:
+    """The y range of learning curves drawn as mean ± std over seeds, set by the learning, not the start.
+
+    Args:
+        curves: columns ``keys``, ``seed``, ``step`` (env steps per task) and ``return``.
+        keys: the columns whose values make one line (e.g. ``["method", "algo"]``).
+        pad: margin below and above, as a fraction of the range.
+
+    Returns:
+        ``(low, high)``: the lowest mean − std and the highest mean + std (sample std over seeds, 0
+        with one seed) of any line at its evaluations after step 0, widened by ``pad``; None when no
+        finite return comes after step 0 (the axis then fits everything). A step-0 point outside the
+        range (a fresh policy's return, e.g. −1270 on LunarLander) runs off the axis.
+    """
+    stats = curves[curves["step"] > 0].groupby([*keys, "step"])["return"].agg(["mean", "std"])
+    std = stats["std"].fillna(0.0)
+    low, high = (stats["mean"] - std).min(), (stats["mean"] + std).max()
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return None
+    margin = pad * (high - low) if high > low else pad * max(abs(high), 1.0)
+    return float(low - margin), float(high + margin)
+
+
 def _draw_curves(ax, curves: pd.DataFrame, hue: str, title: str, algos: list[str]) -> None:
-    """Mean ± std over seeds of ``return`` against ``step``, one line per (value of ``hue``, algo)."""
+    """Mean ± std over seeds of ``return`` against ``step``, one line per (value of ``hue``, algo);
+    y range from :func:`learning_range`."""
     names = ordered_methods(curves[hue]) if hue == "method" else list(dict.fromkeys(curves[hue]))
     colors = ({n: method_color(n) for n in names} if hue == "method"
               else dict(zip(names, sns.color_palette("colorblind", len(names)))))
@@ -83,6 +113,9 @@ def _draw_curves(ax, curves: pd.DataFrame, hue: str, title: str, algos: list[str
     sns.lineplot(data=data, x="step", y="return", hue="label", hue_order=order, style="label", style_order=order,
                  palette={labels[k]: colors[k[0]] for k in keys}, dashes={labels[k]: dashes[k[1]] for k in keys},
                  estimator="mean", errorbar="sd", err_kws={"alpha": 0.2, "linewidth": 0}, linewidth=1.8, ax=ax)
+    limits = learning_range(curves, [hue, "algo"])
+    if limits:
+        ax.set_ylim(*limits)
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     ax.set_xlabel(STEP_LABEL)
     ax.set_ylabel(RETURN_LABEL)
@@ -108,15 +141,17 @@ def plot_learning_curves(curves: pd.DataFrame, title: str, out_png: str | Path, 
 
 
 def plot_curve_panels(panels: list[tuple[str, pd.DataFrame]], title: str | None, out_png: str | Path,
-                      out_pdf: str | Path, hue: str = "method") -> None:
+                      out_pdf: str | Path, hue: str = "method", algos: list[str] | None = None) -> None:
     """Side-by-side learning-curve panels (e.g. one per suite), each as :func:`plot_learning_curves`.
 
     Args:
         panels: ``(panel title, curves)``; curves have columns ``algo, seed, step, return`` and ``hue``.
         title: figure title above the panels (None: none).
         hue: the column whose values are the lines (``method``, or ``strategy`` for Fig. 3).
+        algos: the algorithms of the rows, in dash order (the first solid); None: those present, in
+            :func:`~varshare.analysis.style.ordered_algos` order.
     """
-    algos = _algos([curves for _, curves in panels])
+    algos = algos or _algos([curves for _, curves in panels])
     figure = _new_figure(6.4 * len(panels), 4.2 + (0.3 if title else 0))
     for index, (panel_title, curves) in enumerate(panels):
         _draw_curves(figure.add_subplot(1, len(panels), index + 1), curves, hue, panel_title, algos)
@@ -124,6 +159,40 @@ def plot_curve_panels(panels: list[tuple[str, pd.DataFrame]], title: str | None,
         figure.suptitle(title)
     save_figure(figure, out_png)
     save_figure(figure, out_pdf)
+
+
+def plot_algorithm_comparison(panels: list[tuple[str, pd.DataFrame]], algos: Sequence[str],
+                              methods: Sequence[str], title: str, out_png: str | Path, out_pdf: str | Path) -> None:
+    """Fig. 6: each method's learning curve under every algorithm of ``algos``, one panel per suite.
+
+    Args:
+        panels: ``(panel title, curves)``, curves as :func:`varshare.analysis.aggregate.eval_curves`
+            (columns algo, method, seed, step, return: task-averaged evaluation return against env
+            steps per task).
+        algos: the algorithms compared (e.g. ``["ppo", "sac"]``); the first is drawn solid, the next
+            dashed (:func:`~varshare.analysis.style.algo_dashes`).
+        methods: the methods to draw; a panel draws those of them with curves of every algorithm.
+        title: figure title; out_png, out_pdf: output files.
+
+    Each line is the mean over seeds (band ± one std), one colour per method, labelled
+    ``"method (ALGO) (n=seeds)"``; y range from :func:`learning_range`.
+
+    Raises:
+        ValueError: naming the panel, when it has no curves of one of ``algos``, or no method of
+            ``methods`` has curves of all of them.
+    """
+    drawn = []
+    for panel_title, curves in panels:
+        missing = [algo for algo in algos if not (curves["algo"] == algo).any()]
+        if missing:
+            raise ValueError(f"panel {panel_title!r}: no evaluation curves of algo {', '.join(missing)}; "
+                             f"algos present: {', '.join(ordered_algos(curves['algo'])) or 'none'}")
+        shared = [m for m in methods if all(not _rows_of(curves, m, algo).empty for algo in algos)]
+        if not shared:
+            raise ValueError(f"panel {panel_title!r}: none of the methods {list(methods)} has curves of every "
+                             f"algo of {list(algos)}")
+        drawn.append((panel_title, curves[curves["method"].isin(shared) & curves["algo"].isin(algos)]))
+    plot_curve_panels(drawn, title, out_png, out_pdf, algos=list(algos))
 
 
 def plot_sharing_map(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: str | Path,

@@ -61,6 +61,11 @@ def ordered_algos(names: Iterable[str]) -> list[str]:
     return [a for a in ALGOS if a in distinct] + sorted(distinct - set(ALGOS))
 
 
+def algo_label(algo: str) -> str:
+    """How figures name an algorithm: ``"PPO"``, ``"SAC"`` (the name in capitals)."""
+    return algo.upper()
+
+
 #: dash pattern of the n-th algorithm of a figure (matplotlib ``(on, off, ...)``; ``""`` solid)
 ALGO_DASHES: tuple = ("", (4, 2), (1, 1.5), (6, 2, 1, 2))
 
