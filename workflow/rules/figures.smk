@@ -151,15 +151,16 @@ if PRUNING_ALGOS:
             " --title {params.title:q} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
 
 
-def compared_methods(suite, algos=("ppo", "sac")):
-    """The compared methods (the preset's ``methods``) every one of ``algos`` trains on ``suite``."""
-    return [method for method in PRESET.methods if all(method in TRAINED.get((suite, algo), []) for algo in algos)]
+def ppo_and_sac_methods(suite):
+    """The compared methods (the preset's ``methods``) both PPO and SAC train on ``suite``."""
+    return [method for method in PRESET.methods
+            if all(method in TRAINED.get((suite, algo), []) for algo in ("ppo", "sac"))]
 
 
 # Fig. 6, PPO vs SAC: a panel per suite among CartPole-10 (left) and LunarLander-20 (right) where both
 # algorithms trained some of the compared methods; built when there is one.
-FIG6_SUITES = [suite for suite in ("cartpole10", "lunarlander20") if compared_methods(suite)]
-FIG6_METHODS = [method for method in PRESET.methods if any(method in compared_methods(s) for s in FIG6_SUITES)]
+FIG6_SUITES = [suite for suite in ("cartpole10", "lunarlander20") if ppo_and_sac_methods(suite)]
+FIG6_METHODS = [method for method in PRESET.methods if any(method in ppo_and_sac_methods(s) for s in FIG6_SUITES)]
 
 
 if FIG6_SUITES:
