@@ -251,7 +251,7 @@ COMPARED = ["independent", "hard_sharing", "contextual", "l2_soft", "pcgrad", "c
 
 @pytest.mark.parametrize("name, sac_methods", [
     ("smoke", COMPARED),
-    ("default", ["hard_sharing", "l2_soft", "varshare"]),
+    ("default", ["hard_sharing", "varshare"]),
     ("paper", list(METHODS)),  # every method and variant: the plans list none
 ])
 def test_shipped_presets_resolve_one_experiment_config_per_suite_and_algo(name, sac_methods):
