@@ -18,6 +18,7 @@ from helpers import gen, randomise_
 from torch.distributions import Categorical, Normal, TransformedDistribution
 from torch.distributions.transforms import AffineTransform, TanhTransform
 
+from varshare.algos.agent import NonFiniteLossError
 from varshare.algos.replay import MultiTaskReplayBuffer
 from varshare.algos.sac import (
     SAC,
@@ -33,7 +34,7 @@ from varshare.algos.sac import (
 from varshare.config import METHODS, ConfigError, load_config
 from varshare.envs import build_suite, make_vec_env
 from varshare.eval.evaluate import evaluate
-from varshare.methods import make_method
+from varshare.methods import REGISTRY, make_method
 from varshare.train import train
 
 #: a small but real SAC setting: 100-step iterations, updates from step 40, every 2 vector steps
@@ -375,3 +376,27 @@ def test_an_sac_run_writes_the_run_directory_contract(tmp_path):
     assert " sps " in progress and " gradient_steps_per_second " in progress
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["buffer"]["size"] == 64 and {"actor_optimizer", "critic_optimizer", "alpha_optimizer"} <= set(state)
+
+
+def test_a_nan_loss_stops_an_sac_run_with_the_last_good_checkpoint(tmp_path, monkeypatch):
+    class Exploding(REGISTRY["hard_sharing"]):
+        """hard_sharing whose extra loss turns NaN on its 60th call: the actor loss of gradient step 29
+        (two calls per step, critic then actor), in the second iteration."""
+
+        name = "exploding"
+        calls = 0
+
+        def extra_loss(self, networks, examples_per_task):
+            Exploding.calls += 1
+            return torch.tensor(math.nan if Exploding.calls >= 60 else 0.0), {}
+
+    monkeypatch.setitem(REGISTRY, "exploding", Exploding)
+    config = load_config("configs/cartpole10_sac.yaml", {**SAC_OVERRIDES, "methods": ["hard_sharing"], "seeds": [0],
+                                                         "total_steps_per_task": 400, "checkpoint.every_steps": 100})
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError, match=r"non-finite actor loss at gradient step 29 \(iteration 1\)"):
+        train(config, build_suite("cartpole10")[:2], "exploding", 0, out)
+    state = torch.load(out / "resume.pt", weights_only=False)
+    assert state["iteration"] == 1 and state["gradient_steps_done"] == 16  # steps 40, 44, ..., 100
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert not (out / "done.json").exists()

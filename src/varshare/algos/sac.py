@@ -342,10 +342,28 @@ class SAC:
         q2 = model.q_values(model.q2_target, batch.next_obs, next_actions, noise[1])
         return torch.minimum(q1, q2) - alpha[:, None] * next_log_pi
 
-    def _check_finite(self, loss: Tensor, what: str) -> None:
+    def _minimise(self, what: str, per_task: Tensor, networks: dict[str, MultiTaskMLP],
+                  optimizer: torch.optim.Optimizer, params: list[nn.Parameter], shared: dict[str, nn.Parameter],
+                  replicas: dict[str, Tensor] | None) -> dict:
+        """One clipped ``optimizer`` step on the summed per-task loss ``per_task`` ``[M]`` plus the
+        method's extra loss over ``networks`` (N_data = the transitions per task in the buffer);
+        with ``replicas``, the per-task gradients of ``shared`` are combined by the method. Returns
+        the step's scalar statistics, prefixed ``<what>_``."""
+        extra, extra_stats = self.method.extra_loss(networks, self.buffer.size)
+        loss = per_task.sum() + extra
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"non-finite {what} loss at gradient step {self.gradient_steps_done} "
                                      f"(iteration {self.iteration}); stopping")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        stats = {f"{what}_{k}": v for k, v in extra_stats.items()}
+        if replicas is not None:
+            stats[f"{what}_grad_cosine_mean"] = apply_combined_gradients(shared, replicas,
+                                                                         self.method.combine_gradients)
+        stats[f"{what}_grad_norm"] = torch.nn.utils.clip_grad_norm_(params, self.sac.max_grad_norm)
+        optimizer.step()
+        stats[f"{what}_extra_loss"] = extra.detach()
+        return stats
 
     def _critic_step(self, batch: TransitionBatch, alpha: Tensor, noise: CriticNoise) -> dict:
         """Soft Bellman regression of both critics; returns per-task and scalar statistics."""
@@ -360,18 +378,8 @@ class SAC:
             values = model.q_values(critic, batch.obs, batch.actions, critic_noise, params)
             q.append(values.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1) if model.discrete else values)
         per_task = (q[0] - target).square().mean(dim=1) + (q[1] - target).square().mean(dim=1)
-        extra, extra_stats = self.method.extra_loss(model.critics(), self.buffer.size)
-        loss = per_task.sum() + extra
-        self._check_finite(loss, "critic")
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        stats = {f"critic_{k}": v for k, v in extra_stats.items()}
-        if replicas is not None:
-            stats["critic_grad_cosine_mean"] = apply_combined_gradients(self.critic_shared, replicas,
-                                                                        self.method.combine_gradients)
-        stats["critic_grad_norm"] = torch.nn.utils.clip_grad_norm_(self.critic_params, self.sac.max_grad_norm)
-        self.critic_optimizer.step()
-        stats["critic_extra_loss"] = extra.detach()
+        stats = self._minimise("critic", per_task, model.critics(), self.critic_optimizer, self.critic_params,
+                               self.critic_shared, replicas)
         return {"task": {"critic_loss": per_task.detach(), "q1_mean": q[0].detach().mean(dim=1),
                          "q2_mean": q[1].detach().mean(dim=1), "target_q_mean": target.mean(dim=1)},
                 "all": stats}
@@ -394,18 +402,8 @@ class SAC:
                 q1 = model.q_values(model.q1, batch.obs, actions, noise.q1)
                 q2 = model.q_values(model.q2, batch.obs, actions, noise.q2)
             per_task = (alpha[:, None] * expected_log_pi - torch.minimum(q1, q2)).mean(dim=1)
-        extra, extra_stats = self.method.extra_loss({"actor": model.actor}, self.buffer.size)
-        loss = per_task.sum() + extra
-        self._check_finite(loss, "actor")
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        stats = {f"actor_{k}": v for k, v in extra_stats.items()}
-        if replicas is not None:
-            stats["actor_grad_cosine_mean"] = apply_combined_gradients(self.actor_shared, replicas,
-                                                                       self.method.combine_gradients)
-        stats["actor_grad_norm"] = torch.nn.utils.clip_grad_norm_(self.actor_params, self.sac.max_grad_norm)
-        self.actor_optimizer.step()
-        stats["actor_extra_loss"] = extra.detach()
+        stats = self._minimise("actor", per_task, {"actor": model.actor}, self.actor_optimizer, self.actor_params,
+                               self.actor_shared, replicas)
 
         alpha_per_task = temperature_loss(model.log_alpha, expected_log_pi, model.target_entropy)
         self.alpha_optimizer.zero_grad(set_to_none=True)
