@@ -274,7 +274,6 @@ class SAC:
         self.num_iterations = max(1, config.total_steps_per_task // self.steps_per_iteration)
         self.iteration = 0
         self.steps_per_task = 0
-        self.vector_steps = 0
         self.gradient_steps_done = 0
         self.last_task_stats: dict[str, list[float]] = {}
         self.episodes = EpisodeLog.empty(self.num_tasks)
@@ -315,7 +314,6 @@ class SAC:
                         self._tensor(step.terminated))
         self.episodes.record(step, step.done)
         self.next_obs = self._tensor(step.obs)
-        self.vector_steps += 1
         self.steps_per_task += self.num_envs
 
     # ----------------------------------------------------------------------------------------
@@ -447,7 +445,8 @@ class SAC:
         steps = 0
         for _ in range(self.vector_steps_per_iteration):
             self.env_step()
-            if self.steps_per_task < sac.learning_starts or self.vector_steps % sac.train_freq:
+            vector_steps = self.steps_per_task // self.num_envs
+            if self.steps_per_task < sac.learning_starts or vector_steps % sac.train_freq:
                 continue
             for _ in range(sac.gradient_steps):
                 stats = self.gradient_step()
@@ -491,7 +490,7 @@ class SAC:
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "alpha_optimizer": self.alpha_optimizer.state_dict(), "generator": self.generator.get_state(),
             "method": self.method.state_dict(), "buffer": self.buffer.state_dict(), "iteration": self.iteration,
-            "steps_per_task": self.steps_per_task, "vector_steps": self.vector_steps,
+            "steps_per_task": self.steps_per_task,
             "gradient_steps_done": self.gradient_steps_done, "next_obs": self.next_obs,
         }
 
@@ -504,7 +503,7 @@ class SAC:
         self.method.load_state_dict(state["method"])
         self.buffer.load_state_dict(state["buffer"])
         self.iteration, self.steps_per_task = state["iteration"], state["steps_per_task"]
-        self.vector_steps, self.gradient_steps_done = state["vector_steps"], state["gradient_steps_done"]
+        self.gradient_steps_done = state["gradient_steps_done"]
         self.next_obs = state["next_obs"].to(self.device)
 
     def _tensor(self, array: np.ndarray) -> Tensor:
