@@ -41,6 +41,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -116,6 +117,21 @@ class EvalConfig(Section):
 
     every_steps: int = Field(10_000, ge=1, description="Evaluate every this many env steps per task.")
     episodes: int = Field(10, ge=1, description="Evaluation episodes per task and evaluation.")
+    envs_per_task: int | None = Field(
+        None, ge=1,
+        description=(
+            "Evaluation env copies per task; each runs episodes / envs_per_task episodes back to back "
+            "(must divide episodes). None: one copy per episode. Meta-World's own evaluation steps one "
+            "env per task; MuJoCo copies cost ~20 MB each, so MT10 uses a few."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _copies_divide_episodes(self) -> EvalConfig:
+        if self.envs_per_task is not None and self.episodes % self.envs_per_task:
+            raise ValueError(f"eval.envs_per_task = {self.envs_per_task} must divide eval.episodes = "
+                             f"{self.episodes}")
+        return self
 
 
 class CheckpointConfig(Section):
@@ -147,6 +163,11 @@ class PPOConfig(Section):
     anneal_lr: bool = Field(True, description="Decay the learning rate linearly to 0 over training.")
     norm_adv: bool = Field(True, description="Normalise advantages per minibatch.")
     clip_vloss: bool = Field(True, description="Clip the value loss around the old value estimate.")
+    normalize_obs: bool = Field(
+        False,
+        description=("Normalise observations per task by running mean and variance over the rollouts "
+                     "seen so far, then clip to ±obs_clip (CleanRL ppo_continuous_action; MT10)."))
+    obs_clip: float = Field(10.0, gt=0, description="Clip of normalised observations [standard deviations].")
 
 
 class SACConfig(Section):

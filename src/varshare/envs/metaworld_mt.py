@@ -1,11 +1,13 @@
 """Meta-World v3 MT10 tasks, one MuJoCo env per copy, goals drawn from each task's 50 goals.
 
 Each copy is the Meta-World v3 env ``spec.parameters["env_name"]`` (reward function
-``reward_function_version``) whose goal set is the 50 goals of
-``metaworld.MT1(env_name, seed=goal_seed)`` — the same goals the official MT10 benchmark uses for
-that seed. At every reset the copy draws one of the 50 uniformly with its own seeded RNG (the
-env's ``np_random``) and ``set_task``\\ s it, so different episodes and copies see different
-goals, deterministically given the env seed.
+``reward_function_version``) whose goal set is that task's 50 goals in
+``metaworld.MT10(seed=goal_seed)`` — Meta-World's own MT10 benchmark, which draws the goals of all
+ten tasks from one seeded stream (ten separate ``metaworld.MT1`` benchmarks give different goals
+for nine of the ten tasks). At every reset the copy draws one of the 50 uniformly with its own
+seeded RNG (``np_random.choice``, as Meta-World's ``RandomTaskSelectWrapper`` does) and
+``set_task``\\ s it, so different episodes and copies see different goals, deterministically
+given the env seed.
 
 * Observation: Meta-World's 39 fully observable dims (hand, gripper, objects, the previous frame
   of those, goal position; metres) followed by the task one-hot of width ``num_tasks`` with a 1 at
@@ -31,15 +33,22 @@ from typing import Sequence
 import gymnasium as gym
 import metaworld
 import numpy as np
+from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
 from varshare.envs.gym_workers import EnvFactory, GymBackedVecEnv
 from varshare.envs.specs import TaskSpec
 
 
 @functools.lru_cache(maxsize=None)
-def goal_benchmark(env_name: str, goal_seed: int) -> metaworld.MT1:
-    """``metaworld.MT1(env_name, seed=goal_seed)``, built once per process (it takes ~1 s)."""
-    return metaworld.MT1(env_name, seed=goal_seed)
+def mt10_benchmark(goal_seed: int) -> metaworld.MT10:
+    """``metaworld.MT10(seed=goal_seed)``, built once per process (it takes ~7 s: it resets each
+    of the ten envs 50 times)."""
+    return metaworld.MT10(seed=goal_seed)
+
+
+def mt10_goals(env_name: str, goal_seed: int) -> list[metaworld.Task]:
+    """The 50 goals of task ``env_name`` in ``metaworld.MT10(seed=goal_seed)``, in its order."""
+    return [task for task in mt10_benchmark(goal_seed).train_tasks if task.env_name == env_name]
 
 
 class MetaWorldTask(gym.Wrapper):
@@ -47,7 +56,7 @@ class MetaWorldTask(gym.Wrapper):
 
     Args:
         env: a raw (unwrapped) Meta-World v3 env.
-        goals: the candidate ``metaworld.Task`` goals of this env (50 for MT1).
+        goals: the candidate ``metaworld.Task`` goals of this env (its 50 in MT10).
         task_index: position of the one-hot 1.
         num_tasks: one-hot width.
 
@@ -74,7 +83,7 @@ class MetaWorldTask(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is not None:
             self.unwrapped.seed(seed)
-        self.goal_index = int(self.unwrapped.np_random.integers(len(self.goals)))
+        self.goal_index = int(self.unwrapped.np_random.choice(len(self.goals)))
         self.unwrapped.set_task(self.goals[self.goal_index])
         obs, info = self.env.reset(options=options)
         return self._with_one_hot(obs), info
@@ -94,11 +103,16 @@ def make_metaworld_env(
     goal_seed: int,
     max_episode_steps: int,
     reward_function_version: str,
+    goals: Sequence[metaworld.Task] | None = None,
 ) -> gym.Env:
-    """One copy: ``TimeLimit(MetaWorldTask(raw env))`` with the parameters of a metaworld spec."""
-    benchmark = goal_benchmark(env_name, goal_seed)
-    raw = benchmark.train_classes[env_name](reward_function_version=reward_function_version)
-    task = MetaWorldTask(raw, benchmark.train_tasks, task_index, num_tasks)
+    """One copy: ``TimeLimit(MetaWorldTask(raw env))`` with the parameters of a metaworld spec.
+
+    ``goals`` are the task's goals if the caller already has them (they must be
+    ``mt10_goals(env_name, goal_seed)``); otherwise they are built here.
+    """
+    goals = mt10_goals(env_name, goal_seed) if goals is None else goals
+    raw = ALL_V3_ENVIRONMENTS[env_name](reward_function_version=reward_function_version)
+    task = MetaWorldTask(raw, goals, task_index, num_tasks)
     return gym.wrappers.TimeLimit(task, max_episode_steps)
 
 
@@ -108,4 +122,7 @@ class MetaWorldVecEnv(GymBackedVecEnv):
     family = "metaworld"
 
     def env_factory(self, spec: TaskSpec) -> EnvFactory:
-        return functools.partial(make_metaworld_env, **spec.parameters)
+        """Builds the goal sets here, once per process, and ships them to the copies (async
+        workers would otherwise rebuild ``metaworld.MT10`` each)."""
+        goals = mt10_goals(spec.parameters["env_name"], spec.parameters["goal_seed"])
+        return functools.partial(make_metaworld_env, **spec.parameters, goals=goals)
