@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from varshare.analysis import figures
+from varshare.analysis import figures, mt10
 from varshare.analysis.aggregate import RunDirectoryError, eval_curves, final_returns, load_runs, per_task_table
 from varshare.analysis.figures import plot_iqm, plot_learning_curves
-from varshare.analysis.results import write_aggregate
+from varshare.analysis.mt10 import per_task_success, success_bands
+from varshare.analysis.results import read_table, write_aggregate
 from varshare.analysis.stats import iqm_with_ci
 from varshare.analysis.style import METHOD_COLORS, method_color, ordered_methods
 from varshare.cli import main
@@ -26,14 +27,17 @@ TASKS = ["default", "moon", "mars"]
 
 
 def make_run(root: Path, method: str, seed: int, evals: dict[int, list[float]], tasks: list[str] = TASKS,
-             finished: bool = True, suite: str = SUITE, algo: str = "ppo") -> Path:
-    """A run directory as `varshare train` writes it: ``evals`` maps step → per-task eval returns."""
+             finished: bool = True, suite: str = SUITE, algo: str = "ppo",
+             success: dict[int, list[float]] | None = None) -> Path:
+    """A run directory as `varshare train` writes it: ``evals`` maps step → per-task eval returns,
+    ``success`` step → per-task success rates (default 0)."""
     out = root / algo / method / f"seed{seed}"
     out.mkdir(parents=True)
     table = MetricsTable(f"{suite}/{algo}/{method}/seed{seed}", algo, method, seed)
     for step, returns in evals.items():
-        for task, value in zip(tasks, returns, strict=True):
-            table.add_many(task, step, {"eval_return": value, "eval_length": 7.0, "eval_success": 0.0})
+        rates = (success or {}).get(step, [0.0] * len(tasks))
+        for task, value, rate in zip(tasks, returns, rates, strict=True):
+            table.add_many(task, step, {"eval_return": value, "eval_length": 7.0, "eval_success": rate})
         table.add("all", step, "eval_return_mean", float(np.mean(returns)))
         # Training rows at the same step must not leak into evaluation results.
         table.add("all", step, "policy_loss", -1.0)
@@ -277,8 +281,9 @@ def test_cli_aggregate_and_figure_end_to_end(tmp_path, runs, capsys):
     results = tmp_path / "results"
     assert main(["aggregate", "--suite", SUITE, "--out", str(results), "--reps", "200", *map(str, runs)]) == 0
     assert sorted(p.name for p in results.iterdir()) == ["aggregate.json", "eval_curves.csv", "final_returns.csv",
-                                                         "iqm.csv", "per_task_final.csv", "sharing_map.csv",
-                                                         "strategy_curves.csv"]
+                                                         "final_success.csv", "iqm.csv", "per_task_final.csv",
+                                                         "sharing_map.csv", "strategy_curves.csv",
+                                                         "success_curves.csv", "success_iqm.csv"]
     summary = json.loads((results / "aggregate.json").read_text())
     assert summary["num_runs"] == 3 and summary["methods"] == ["hard_sharing", "varshare"]
     assert summary["algos"] == ["ppo"] and summary["seeds"] == {"ppo": {"hard_sharing": [0, 1], "varshare": [0]}}
@@ -374,3 +379,122 @@ def test_fig6_refuses_a_panel_without_one_of_the_algorithms(ppo_and_sac_results,
     curves = pd.read_csv(ppo_and_sac_results[0] / "eval_curves.csv")
     with pytest.raises(ValueError, match=r"panel 'A': none of the methods \['l2_soft'\] has curves of every algo"):
         figures.plot_algorithm_comparison([("A", curves)], ["ppo", "sac"], ["l2_soft"], "t", "x.png", "x.pdf")
+
+
+# --- Fig. 7, Meta-World MT10: success rates -------------------------------------------------------
+MT10_TASKS = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3"]
+# SAC hard_sharing, seeds 0-2: per-task success at steps 0, 100, 200 (the final one)
+SAC_SUCCESS = {0: {0: [0, 0, 0, 0], 100: [0.5, 0, 0, 0.5], 200: [1.0, 0.2, 0.0, 0.9]},
+               1: {0: [0, 0, 0, 0], 100: [1.0, 0, 0, 0.0], 200: [1.0, 0.4, 0.1, 0.7]},
+               2: {0: [0, 0, 0, 0], 100: [0.5, 0.5, 0, 1.0], 200: [0.8, 0.6, 0.3, 1.0]}}
+
+
+@pytest.fixture
+def mt10_results(tmp_path: Path) -> Path:
+    """Aggregated MT10-like runs: SAC hard_sharing seeds 0-2 (:data:`SAC_SUCCESS`), SAC varshare seed 0
+    (success 1 everywhere at the end), PPO hard_sharing seed 0 (0.25 on every task)."""
+    runs = [make_run(tmp_path, "hard_sharing", seed, {step: [1.0] * 4 for step in rates}, tasks=MT10_TASKS,
+                     suite="mt10", algo="sac", success=rates) for seed, rates in SAC_SUCCESS.items()]
+    runs.append(make_run(tmp_path, "varshare", 0, {0: [1.0] * 4, 200: [2.0] * 4}, tasks=MT10_TASKS, suite="mt10",
+                         algo="sac", success={0: [0.0] * 4, 200: [1.0] * 4}))
+    runs.append(make_run(tmp_path, "hard_sharing", 0, {0: [1.0] * 4, 200: [2.0] * 4}, tasks=MT10_TASKS, suite="mt10",
+                         success={0: [0.0] * 4, 200: [0.25] * 4}))
+    write_aggregate(runs, "mt10", tmp_path / "results", bootstrap_seed=3, reps=500)
+    return tmp_path / "results"
+
+
+def test_success_tables_and_fig7_statistics_against_a_hand_computation(mt10_results):
+    curves = read_table(mt10_results, "success_curves")
+    sac = curves[(curves["algo"] == "sac") & (curves["method"] == "hard_sharing")]
+    by_hand = {(seed, step): float(np.mean(rates)) for seed, steps in SAC_SUCCESS.items() for step, rates in steps.items()}
+    assert {(r.seed, r.step): r.success for r in sac.itertuples()} == pytest.approx(by_hand)
+
+    # final-success IQM over the [3 seeds, 4 tasks] matrix: drop the 3 lowest and 3 highest of the 12
+    final = np.array([SAC_SUCCESS[seed][200] for seed in range(3)]).ravel()
+    middle = np.sort(final)[3:9]  # 0.3 0.4 0.6 0.7 0.8 0.9
+    iqm = read_table(mt10_results, "success_iqm").set_index(["algo", "method"])
+    row = iqm.loc[("sac", "hard_sharing")]
+    assert row["iqm"] == pytest.approx(middle.mean()) and middle.sum() == pytest.approx(3.7)
+    assert (row["num_runs"], row["num_tasks"]) == (3, 4)
+    assert final.min() <= row["ci_low"] < row["iqm"] < row["ci_high"] <= final.max() + 1e-12
+    assert math.isnan(iqm.loc[("sac", "varshare"), "ci_low"])  # one seed: no interval
+    assert iqm.loc[("ppo", "hard_sharing"), "iqm"] == pytest.approx(0.25)
+
+    bands = success_bands(curves, seed=3, reps=500).set_index(["algo", "method", "step"])
+    for step in (0, 100, 200):
+        rates = [by_hand[seed, step] for seed in range(3)]
+        band = bands.loc[("sac", "hard_sharing", step)]
+        assert band["mean"] == pytest.approx(np.mean(rates)) and band["num_seeds"] == 3
+        if np.ptp(rates) == 0:  # every seed alike: the interval is the point
+            assert band["ci_low"] == band["ci_high"] == pytest.approx(rates[0])
+        else:
+            eps = 1e-12  # the bootstrap means' rounding
+            assert min(rates) - eps <= band["ci_low"] < band["mean"] < band["ci_high"] <= max(rates) + eps
+    assert math.isnan(bands.loc[("sac", "varshare", 200), "ci_low"])  # one seed
+    pd.testing.assert_frame_equal(success_bands(curves, seed=3, reps=500), bands.reset_index()[
+        ["algo", "method", "step", "mean", "ci_low", "ci_high", "num_seeds"]])  # reproducible
+
+    cells = per_task_success(read_table(mt10_results, "final_success"))
+    sac_cells = cells[(cells["algo"] == "sac") & (cells["method"] == "hard_sharing")]
+    assert list(sac_cells["task"]) == MT10_TASKS  # suite order
+    assert sac_cells["success"].tolist() == pytest.approx(
+        np.mean([SAC_SUCCESS[seed][200] for seed in range(3)], axis=0).tolist())
+    assert [tuple(r) for r in cells[["algo", "method"]].drop_duplicates().values] == [
+        ("ppo", "hard_sharing"), ("sac", "hard_sharing"), ("sac", "varshare")]
+
+
+def plot_mt10_command(results: Path, *extra: str) -> list[str]:
+    return ["plot", "mt10", "--results", str(results), "--panel-titles", "MT10", "--methods", "hard_sharing",
+            "varshare", "--bootstrap-seed", "3", "--title", "t", "--png", "x.png", "--pdf", "x.pdf", *extra]
+
+
+def test_fig7_draws_a_row_per_algorithm_curves_iqm_and_the_per_task_means(mt10_results, monkeypatch, capsys):
+    saved = {}
+    monkeypatch.setattr(mt10, "save_figure", lambda figure, path, dpi=200: saved.update({Path(path).name: figure}))
+    assert main(plot_mt10_command(mt10_results)) == 0
+    axes = {ax.get_title(): ax for ax in saved["x.png"].axes if ax.get_title()}
+    assert list(axes) == ["MT10, PPO: success rate", "PPO: final success (IQM over seeds × tasks)",
+                          "PPO: final success per task (mean over seeds)", "MT10, SAC: success rate",
+                          "SAC: final success (IQM over seeds × tasks)", "SAC: final success per task (mean over seeds)"]
+    curves = axes["MT10, SAC: success rate"]
+    assert [t.get_text() for t in curves.get_legend().get_texts()] == ["hard_sharing (n=3)", "varshare (n=1)"]
+    by_seed = [[np.mean(SAC_SUCCESS[seed][step]) for seed in range(3)] for step in (0, 100, 200)]
+    assert [list(line.get_ydata()) for line in curves.get_lines()] == [
+        pytest.approx(np.mean(by_seed, axis=1).tolist()), [0.0, 1.0]]
+    assert curves.get_ylim() == (-0.03, 1.03)
+    iqm = axes["SAC: final success (IQM over seeds × tasks)"]
+    assert [t.get_text() for t in iqm.get_yticklabels()] == ["hard_sharing (n=3)", "varshare (n=1)"]
+    heatmap = axes["SAC: final success per task (mean over seeds)"]
+    cells = np.asarray(heatmap.collections[0].get_array()).reshape(2, len(MT10_TASKS))
+    expected = np.mean([SAC_SUCCESS[seed][200] for seed in range(3)], axis=0)
+    assert cells.tolist() == [pytest.approx(expected.tolist()), [1.0] * 4]
+    assert [t.get_text() for t in heatmap.get_xticklabels()] == MT10_TASKS
+    assert [t.get_text() for t in heatmap.get_yticklabels()] == ["hard_sharing (n=3)", "varshare (n=1)"]
+
+    assert main(plot_mt10_command(mt10_results, "--algo", "sac")) == 0  # one algorithm: one row
+    assert sum(1 for ax in saved["x.png"].axes if ax.get_title().endswith("success rate")) == 1
+    capsys.readouterr()
+    assert main(plot_mt10_command(mt10_results, "--algo", "ppo", "--methods", "varshare")) == 2
+    assert "no success_curves rows for methods ['varshare'] and algo 'ppo'" in capsys.readouterr().err
+
+
+def test_fig7_written_as_png_and_pdf(mt10_results, tmp_path):
+    out = tmp_path / "fig"
+    assert main(["plot", "mt10", "--results", str(mt10_results), "--panel-titles", "MT10", "--methods", "hard_sharing",
+                 "varshare", "--title", "t", "--png", str(out / "f.png"), "--pdf", str(out / "f.pdf")]) == 0
+    assert_png(out / "f.png", min_height=400)
+    assert_pdf(out / "f.pdf")
+
+
+def test_runs_without_success_give_header_only_success_tables(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    table = MetricsTable("cartpole10/ppo/varshare/seed0", "ppo", "varshare", 0)
+    table.add_many("moon", 0, {"eval_return": 1.0})
+    table.save(run / "metrics.csv")
+    (run / "done.json").write_text("{}")
+    write_aggregate([run], SUITE, tmp_path / "results", reps=20)
+    assert read_table(tmp_path / "results", "success_iqm").empty
+    assert main(["plot", "mt10", "--results", str(tmp_path / "results"), "--panel-titles", "x", "--methods", "varshare",
+                 "--title", "t", "--png", "x.png", "--pdf", "x.pdf"]) == 2
+    assert "no success_curves rows" in capsys.readouterr().err

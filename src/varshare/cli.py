@@ -241,7 +241,8 @@ def read_csv_table(path: Path):
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Multi-panel figures (one panel per results directory, i.e. per suite): the portfolio figures
-    of one algorithm, or (kind ``algos``) Fig. 6, the algorithms of ``--algos`` against each other."""
+    of one algorithm, (kind ``algos``) Fig. 6, the algorithms of ``--algos`` against each other, or
+    (kind ``mt10``) Fig. 7, MT10's success rates, a row per algorithm."""
     import pandas as pd
 
     from varshare.analysis.figures import plot_algorithm_comparison, plot_curve_panels, plot_pruning, plot_sharing_map
@@ -250,6 +251,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if len(args.panel_titles) != len(args.results):
         print("give one --panel-titles entry per --results directory", file=sys.stderr)
         return 2
+    if args.kind == "mt10":
+        return _plot_mt10(args)
     if args.kind == "algos" and (len(set(args.algos or [])) < 2 or args.algo is not None):
         print("kind algos compares two or more distinct algorithms, given with --algos (and takes no --algo)",
               file=sys.stderr)
@@ -289,6 +292,31 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_mt10(args: argparse.Namespace) -> int:
+    """Fig. 7 from one results directory's success tables (``varshare plot mt10``)."""
+    from varshare.analysis.mt10 import per_task_success, plot_mt10, success_bands
+    from varshare.analysis.results import read_table, select_rows, selection_text
+
+    if len(args.results) != 1:
+        print("kind mt10 draws one results directory (the MT10 suite's)", file=sys.stderr)
+        return 2
+    tables = {}
+    for name in ("success_curves", "success_iqm", "final_success"):
+        try:
+            tables[name] = select_rows(read_table(args.results[0], name), args.methods, args.algo)
+        except FileNotFoundError as error:
+            print(error, file=sys.stderr)
+            return 2
+        if tables[name].empty:
+            print(f"{args.results[0]}: no {name} rows for {selection_text(args.methods, args.algo)} "
+                  "(do the runs log eval_success?)", file=sys.stderr)
+            return 2
+    bands = success_bands(tables["success_curves"], seed=args.bootstrap_seed)
+    plot_mt10(bands, tables["success_iqm"], per_task_success(tables["final_success"]), args.title, args.png, args.pdf,
+              suite_title=args.panel_titles[0])
+    return 0
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     """Prune a finished run's residual means at each ε, re-evaluate, write a tidy CSV."""
     from varshare.eval.pruning import PRUNING_COLUMNS, PruningError, prune_sweep, write_csv
@@ -316,11 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     plot = commands.add_parser("plot", help="multi-panel figures: one panel per results directory")
-    plot.add_argument("kind", choices=["curves", "strategies", "sharing-map", "pruning", "algos"],
+    plot.add_argument("kind", choices=["curves", "strategies", "sharing-map", "pruning", "algos", "mt10"],
                       help="curves: eval return per method; strategies: mean / sample-1 / sample-5 / "
                            "training return of the methods; sharing-map: mean |mu| per layer and task; "
                            "pruning: return vs kept residual fraction (DIR/pruning/*.csv); algos: eval "
-                           "return per method under each algorithm of --algos (Fig. 6, PPO vs SAC)")
+                           "return per method under each algorithm of --algos (Fig. 6, PPO vs SAC); mt10: "
+                           "success rate curves, final-success IQM and per-task heatmap, a row per "
+                           "algorithm (Fig. 7; one results directory)")
     plot.add_argument("--results", nargs="+", required=True, help="results directories (varshare aggregate)")
     plot.add_argument("--panel-titles", nargs="+", required=True, help="one title per results directory")
     plot.add_argument("--methods", nargs="+", required=True, help="methods to draw")
@@ -330,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--algos", nargs="+", choices=ALGOS, metavar="ALGO",
                       help="kind algos: the algorithms compared, each needed in every panel (the first solid, "
                            "the next dashed); a panel draws the --methods that all of them trained")
+    plot.add_argument("--bootstrap-seed", type=int, default=0,
+                      help="kind mt10: seed of the curves' bootstrap bands over seeds (default 0)")
     plot.add_argument("--title", required=True)
     plot.add_argument("--png", required=True)
     plot.add_argument("--pdf", required=True)

@@ -1,8 +1,10 @@
 """From finished run directories to tidy result tables.
 
 Every table here is a :class:`pandas.DataFrame` in long ("tidy") form unless stated otherwise.
-Returns are undiscounted episode returns of the deterministic evaluation policy (see
-:data:`varshare.train.EVAL_PROTOCOL`); ``step`` is environment steps *per task*. A run is keyed by
+Two evaluation metrics are read, each per task at every evaluation of the deterministic policy (see
+:data:`varshare.train.EVAL_PROTOCOL`): ``eval_return`` (undiscounted episode return, the default)
+and ``eval_success`` (fraction of episodes whose success flag fired at any step, in [0, 1]; the
+score of Meta-World MT10). ``step`` is environment steps *per task*. A run is keyed by
 ``(algo, method, seed)``: every table carries ``algo``, and runs of different algorithms never merge.
 """
 
@@ -17,6 +19,7 @@ from varshare.analysis.style import ordered_algos, ordered_methods
 from varshare.run_io import METRIC_COLUMNS
 
 EVAL_METRIC = "eval_return"
+SUCCESS_METRIC = "eval_success"
 
 
 class RunDirectoryError(ValueError):
@@ -67,18 +70,23 @@ def load_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _eval_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The per-task ``eval_return`` rows, checked: one run per (algo, method, seed), every task at
-    every evaluation step of a run."""
-    rows = df[df["metric"] == EVAL_METRIC]
+def has_metric(df: pd.DataFrame, metric: str) -> bool:
+    """Whether any run of ``df`` (metrics of :func:`load_runs`) logs ``metric``."""
+    return bool((df["metric"] == metric).any())
+
+
+def _eval_rows(df: pd.DataFrame, metric: str = EVAL_METRIC) -> pd.DataFrame:
+    """The per-task ``metric`` rows, checked: one run per (algo, method, seed), every task at every
+    evaluation step of a run."""
+    rows = df[df["metric"] == metric]
     if rows.empty:
-        raise RunDirectoryError(f"no {EVAL_METRIC!r} rows in the metrics")
+        raise RunDirectoryError(f"no {metric!r} rows in the metrics")
     runs_per_key = rows.groupby(["algo", "method", "seed"])["run"].nunique()
     if (runs_per_key > 1).any():
         clash = runs_per_key[runs_per_key > 1].index.tolist()
         raise RunDirectoryError(f"several runs share (algo, method, seed) {clash}: aggregate one suite at a time")
     if rows.duplicated(["run", "task", "step"]).any():
-        raise RunDirectoryError(f"duplicate {EVAL_METRIC!r} rows for the same (run, task, step)")
+        raise RunDirectoryError(f"duplicate {metric!r} rows for the same (run, task, step)")
     for run, group in rows.groupby("run", sort=False):
         counts = group.groupby("step")["task"].nunique()
         tasks = group["task"].nunique()
@@ -98,38 +106,41 @@ def _sort(df: pd.DataFrame, by: list[str], **orders: list) -> pd.DataFrame:
                           kind="stable").reset_index(drop=True)
 
 
-def eval_curves(df: pd.DataFrame) -> pd.DataFrame:
-    """Task-averaged evaluation return of every run at every evaluation step.
+def eval_curves(df: pd.DataFrame, metric: str = EVAL_METRIC, column: str = "return") -> pd.DataFrame:
+    """Task-averaged evaluation ``metric`` of every run at every evaluation step.
 
     Args:
         df: metrics of :func:`load_runs`.
+        metric: the per-task metric averaged (``eval_return``, or :data:`SUCCESS_METRIC`).
+        column: name of the averaged column (``return``; ``success`` for the success rate).
 
     Returns:
-        Columns ``algo, method, seed, step, return``: one row per (run, evaluation step), ``return``
-        the mean over the run's tasks of ``eval_return`` (NaN if any task's is NaN, as in training's
+        Columns ``algo, method, seed, step, <column>``: one row per (run, evaluation step), the mean
+        over the run's tasks of ``metric`` (NaN if any task's is NaN, as in training's
         ``eval_return_mean``); sorted by algo, method, seed, step.
     """
-    rows = _eval_rows(df)
+    rows = _eval_rows(df, metric)
     curves = (rows.groupby(["algo", "method", "seed", "step"])["value"]
-              .agg(lambda values: values.to_numpy().mean()).rename("return").reset_index())
+              .agg(lambda values: values.to_numpy().mean()).rename(column).reset_index())
     return _sort(curves, ["algo", "method", "seed", "step"])
 
 
-def final_returns(df: pd.DataFrame) -> pd.DataFrame:
-    """Each run's per-task evaluation return at its last evaluation.
+def final_returns(df: pd.DataFrame, metric: str = EVAL_METRIC, column: str = "return") -> pd.DataFrame:
+    """Each run's per-task evaluation ``metric`` at its last evaluation.
 
     Args:
         df: metrics of :func:`load_runs`.
+        metric, column: as in :func:`eval_curves` (default: the return, in column ``return``).
 
     Returns:
-        Columns ``algo, method, seed, task, step, return``: one row per (run, task), ``step`` the
+        Columns ``algo, method, seed, task, step, <column>``: one row per (run, task), ``step`` the
         run's last evaluation step (env steps per task); sorted by algo, method, seed, then task in
         suite order (the order tasks first appear in the metrics).
     """
-    rows = _eval_rows(df)
+    rows = _eval_rows(df, metric)
     last = rows.groupby("run")["step"].transform("max")
-    final = rows[rows["step"] == last].rename(columns={"value": "return"})
-    final = final[["algo", "method", "seed", "task", "step", "return"]]
+    final = rows[rows["step"] == last].rename(columns={"value": column})
+    final = final[["algo", "method", "seed", "task", "step", column]]
     return _sort(final, ["algo", "method", "seed", "task"], task=list(rows["task"].unique()))
 
 

@@ -47,7 +47,7 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = PNG_DPI) -> None:
         figure.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     figure = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(figure)
     return figure
@@ -152,7 +152,7 @@ def plot_curve_panels(panels: list[tuple[str, pd.DataFrame]], title: str | None,
             :func:`~varshare.analysis.style.ordered_algos` order.
     """
     algos = algos or _algos([curves for _, curves in panels])
-    figure = _new_figure(6.4 * len(panels), 4.2 + (0.3 if title else 0))
+    figure = new_figure(6.4 * len(panels), 4.2 + (0.3 if title else 0))
     for index, (panel_title, curves) in enumerate(panels):
         _draw_curves(figure.add_subplot(1, len(panels), index + 1), curves, hue, panel_title, algos)
     if title:
@@ -207,7 +207,7 @@ def plot_sharing_map(panels: list[tuple[str, pd.DataFrame]], title: str, out_png
     algos = _algos([table for _, table in panels])
     panels = [(_name(panel_title, algo, algos), table[table["algo"] == algo])
               for panel_title, table in panels for algo in algos if (table["algo"] == algo).any()]
-    figure = _new_figure(1.2 + 0.55 * max(t["task"].nunique() for _, t in panels) * len(panels), 4.6)
+    figure = new_figure(1.2 + 0.55 * max(t["task"].nunique() for _, t in panels) * len(panels), 4.6)
     for index, (panel_title, table) in enumerate(panels):
         ax = figure.add_subplot(1, len(panels), index + 1)
         grid = table.pivot(index="layer", columns="task", values="mu_abs_mean")
@@ -230,16 +230,27 @@ def plot_iqm(iqm_df: pd.DataFrame, title: str, out_png: str | Path, out_pdf: str
         title: figure title.
         out_png, out_pdf: output files.
 
-    A bar spans ``[ci_low, ci_high]`` and a black tick marks the IQM; a method without an interval
-    (NaN, e.g. one seed) is drawn as a diamond at its IQM. A method run with several algorithms has
-    a bar per algorithm.
+    Drawn by :func:`draw_iqm`. A method run with several algorithms has a bar per algorithm.
     """
     algos = _algos([iqm_df])
+    figure = new_figure(6.4, 0.9 + 0.45 * len(_keys(iqm_df, "method", ordered_methods(iqm_df["method"]), algos)))
+    ax = figure.add_subplot()
+    draw_iqm(ax, iqm_df, algos, "IQM of final evaluation return (95% stratified bootstrap CI)")
+    ax.set_title(title)
+    save_figure(figure, out_png)
+    save_figure(figure, out_pdf)
+
+
+def draw_iqm(ax, iqm_df: pd.DataFrame, algos: list[str], label: str) -> None:
+    """Each (method, algo)'s IQM with its 95% CI on ``ax``, one row per pair, first on top.
+
+    A bar spans ``[ci_low, ci_high]`` and a black tick marks the IQM; a pair without an interval
+    (NaN, e.g. one seed) is drawn as a diamond at its IQM. Row labels ``"name (n=runs)"``
+    (:func:`_name`: with the algorithm when ``algos`` holds several); ``label`` is the x label.
+    """
     keys = _keys(iqm_df, "method", ordered_methods(iqm_df["method"]), algos)
     by_key = iqm_df.set_index(["method", "algo"])
     labels = [f"{_name(*key, algos)} (n={int(by_key.loc[key, 'num_runs'])})" for key in keys]
-    figure = _new_figure(6.4, 0.9 + 0.45 * len(keys))
-    ax = figure.add_subplot()
     for y, key in enumerate(keys):
         row = by_key.loc[key]
         color = method_color(key[0])
@@ -252,14 +263,10 @@ def plot_iqm(iqm_df: pd.DataFrame, title: str, out_png: str | Path, out_pdf: str
     ax.margins(x=0.05)
     ax.set_yticks(range(len(keys)), labels)
     ax.set_ylim(len(keys) - 0.5, -0.5)  # first method on top
-    label = "IQM of final evaluation return (95% stratified bootstrap CI)"
-    if by_key[["ci_low", "ci_high"]].isna().to_numpy().any():
+    if by_key.loc[keys, ["ci_low", "ci_high"]].isna().to_numpy().any():
         label += "\n◆: IQM without CI (one seed: no runs to resample)"
     ax.set_xlabel(label)
-    ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    save_figure(figure, out_png)
-    save_figure(figure, out_pdf)
 
 
 def plot_pruning(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: str | Path,
@@ -274,7 +281,7 @@ def plot_pruning(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: st
     """
     algos = _algos([sweep for _, sweep in panels])
     dashes = algo_dashes(algos)
-    figure = _new_figure(6.0 * len(panels), 4.2)
+    figure = new_figure(6.0 * len(panels), 4.2)
     for index, (panel_title, sweep) in enumerate(panels):
         ax = figure.add_subplot(1, len(panels), index + 1)
         rows = sweep[sweep["task"] == "all"].pivot_table(index=["algo", "seed", "eps"], columns="metric",
@@ -318,7 +325,7 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
     runs = pd.concat([curves[["method", "algo"]], skipped[["method", "algo"]]])
     algos = _algos([runs])
     keys = _keys(runs, "method", ordered_methods(runs["method"]), algos)
-    figure = _new_figure(12.0, 0.6 + 3.4 * len(keys))
+    figure = new_figure(12.0, 0.6 + 3.4 * len(keys))
     for row, (method, algo) in enumerate(keys):
         name = _name(method, algo, algos)
         stats = _rows_of(summary, method, algo).set_index("regime")

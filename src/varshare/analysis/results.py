@@ -7,6 +7,9 @@
   return);
 * ``per_task_final.csv`` — :func:`~varshare.analysis.aggregate.per_task_table` (a row per algo and task);
 * ``iqm.csv`` — :func:`~varshare.analysis.stats.iqm_with_ci` (a row per algo and method);
+* ``success_curves.csv``, ``final_success.csv``, ``success_iqm.csv`` — the same three for the
+  success rate (``eval_success``; columns ``success`` instead of ``return``): the score of
+  Meta-World MT10 (Fig. 7); empty tables (header only) when the runs log no success;
 * ``strategy_curves.csv`` — :func:`~varshare.analysis.portfolio.strategy_curves` (Fig. 3);
 * ``sharing_map.csv`` — :func:`~varshare.analysis.portfolio.sharing_map` (the sharing map);
 * ``aggregate.json`` — what went in (runs, algos, methods, seeds per algo and method, tasks), the
@@ -22,14 +25,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from varshare.analysis.aggregate import RunDirectoryError, eval_curves, final_returns, load_runs, per_task_table
+from varshare.analysis.aggregate import (SUCCESS_METRIC, RunDirectoryError, eval_curves, final_returns, has_metric,
+                                        load_runs, per_task_table)
 from varshare.analysis.portfolio import sharing_map, strategy_curves
 from varshare.analysis.stats import CONFIDENCE, INTERVAL_METHOD, iqm_with_ci
 from varshare.analysis.style import ordered_algos, ordered_methods
 from varshare.io import atomic_write_text
 from varshare.run_io import git_commit
 
-TABLES = ("eval_curves", "final_returns", "per_task_final", "iqm", "strategy_curves", "sharing_map")
+TABLES = ("eval_curves", "final_returns", "per_task_final", "iqm", "success_curves", "final_success", "success_iqm",
+          "strategy_curves", "sharing_map")
 
 
 def _version(name: str) -> str:
@@ -71,6 +76,7 @@ def write_aggregate(run_dirs: Iterable[str | Path], suite: str, out: str | Path,
         "final_returns": final,
         "per_task_final": per_task_table(final),
         "iqm": iqm_with_ci(final, seed=bootstrap_seed, reps=reps, task_bootstrap=task_bootstrap),
+        **success_tables(df, bootstrap_seed, reps, task_bootstrap),
         "strategy_curves": strategy_curves(df),
         "sharing_map": sharing_map(df),
     }
@@ -97,6 +103,20 @@ def write_aggregate(run_dirs: Iterable[str | Path], suite: str, out: str | Path,
     }
     atomic_write_text(out / "aggregate.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def success_tables(df: pd.DataFrame, bootstrap_seed: int, reps: int, task_bootstrap: bool) -> dict[str, pd.DataFrame]:
+    """``success_curves``, ``final_success`` and ``success_iqm`` of the metrics ``df``: as the return's
+    tables, for ``eval_success`` (column ``success``); header-only tables when no run logs it."""
+    if not has_metric(df, SUCCESS_METRIC):
+        return {"success_curves": pd.DataFrame(columns=["algo", "method", "seed", "step", "success"]),
+                "final_success": pd.DataFrame(columns=["algo", "method", "seed", "task", "step", "success"]),
+                "success_iqm": pd.DataFrame(columns=["algo", "method", "iqm", "ci_low", "ci_high", "num_runs",
+                                                     "num_tasks"])}
+    final = final_returns(df, SUCCESS_METRIC, "success")
+    return {"success_curves": eval_curves(df, SUCCESS_METRIC, "success"), "final_success": final,
+            "success_iqm": iqm_with_ci(final, seed=bootstrap_seed, reps=reps, task_bootstrap=task_bootstrap,
+                                       column="success")}
 
 
 def read_table(results: str | Path, name: str) -> pd.DataFrame:

@@ -26,25 +26,26 @@ CONFIDENCE = 0.95
 INTERVAL_METHOD = "percentile"
 
 
-def score_matrix(final: pd.DataFrame, algo: str, method: str) -> np.ndarray:
-    """Final returns of ``method`` under ``algo`` as a ``[num_seeds, num_tasks]`` float array.
+def score_matrix(final: pd.DataFrame, algo: str, method: str, column: str = "return") -> np.ndarray:
+    """Final scores (``final[column]``: returns, or success rates) of ``method`` under ``algo`` as a
+    ``[num_seeds, num_tasks]`` float array.
 
     Seeds ascending, tasks in the order they first appear in ``final``.
 
     Raises:
-        ValueError: when some (seed, task) of the algorithm and method has no return, or a
+        ValueError: when some (seed, task) of the algorithm and method has no score, or a
             duplicate one.
     """
     rows = final[(final["algo"] == algo) & (final["method"] == method)]
     name = f"{algo}/{method}"
     if rows.duplicated(["seed", "task"]).any():
-        raise ValueError(f"{name}: several final returns for one (seed, task)")
+        raise ValueError(f"{name}: several final {column} values for one (seed, task)")
     tasks = list(final["task"].unique())
-    matrix = rows.pivot(index="seed", columns="task", values="return").reindex(columns=tasks).sort_index()
+    matrix = rows.pivot(index="seed", columns="task", values=column).reindex(columns=tasks).sort_index()
     if matrix.isna().to_numpy().any():
         missing = [(seed, task) for seed, task in zip(*np.nonzero(matrix.isna().to_numpy()))]
         names = [(int(matrix.index[s]), tasks[t]) for s, t in missing]
-        raise ValueError(f"{name}: no final return for (seed, task) {names[:5]}"
+        raise ValueError(f"{name}: no final {column} for (seed, task) {names[:5]}"
                          f"{' ...' if len(names) > 5 else ''} (runs of one suite must cover the same tasks)")
     return matrix.to_numpy(dtype=float)
 
@@ -78,29 +79,31 @@ def bootstrap_interval(scores: np.ndarray, aggregate: Callable[[np.ndarray], flo
     return float(points["scores"][0]), low, high
 
 
-def iqm_with_ci(final: pd.DataFrame, seed: int, reps: int = 2000, task_bootstrap: bool = False) -> pd.DataFrame:
-    """IQM of the final per-task returns of each (algorithm, method) with a 95% stratified-bootstrap CI.
+def iqm_with_ci(final: pd.DataFrame, seed: int, reps: int = 2000, task_bootstrap: bool = False,
+                column: str = "return") -> pd.DataFrame:
+    """IQM of the final per-task scores of each (algorithm, method) with a 95% stratified-bootstrap CI.
 
     Args:
         final: output of :func:`varshare.analysis.aggregate.final_returns` (columns algo, method,
-            seed, task, return).
+            seed, task and ``column``).
         seed: seeds numpy's global RNG before each (algorithm, method)'s bootstrap, so its interval
             depends only on ``seed``, ``reps`` and its own scores (not on which others are
             present); the caller's global RNG state is restored afterwards.
         reps: bootstrap replications.
         task_bootstrap: also resample tasks (rliable's ``task_bootstrap``), i.e. include the
             uncertainty of having picked these tasks; the default resamples runs only.
+        column: the score (``return``; ``success`` for success rates).
 
     Returns:
         One row per (algo, method) present (:func:`ordered_algos`, then :func:`ordered_methods`
-        order), columns ``algo, method, iqm, ci_low, ci_high, num_runs, num_tasks``; returns in the
-        evaluation return's units. With a single run and ``task_bootstrap=False`` ``ci_low`` and
+        order), columns ``algo, method, iqm, ci_low, ci_high, num_runs, num_tasks``; in the
+        score's units. With a single run and ``task_bootstrap=False`` ``ci_low`` and
         ``ci_high`` are NaN (:func:`bootstrap_interval`).
     """
     rows = []
     for algo in ordered_algos(final["algo"]):
         for method in ordered_methods(final.loc[final["algo"] == algo, "method"]):
-            scores = score_matrix(final, algo, method)
+            scores = score_matrix(final, algo, method, column)
             num_runs, num_tasks = scores.shape
             point, low, high = bootstrap_interval(scores, metrics.aggregate_iqm, seed, reps, task_bootstrap)
             rows.append({"algo": algo, "method": method, "iqm": point, "ci_low": low, "ci_high": high,
