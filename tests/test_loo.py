@@ -248,13 +248,13 @@ def test_regime_summary_counts_censored_runs_as_the_budget():
         ("full", "b", 0): [0, 0, 0], ("full", "b", 1): [0, 500, 500],
     }
     curves = pd.DataFrame([{"algo": "ppo", "method": "varshare", "regime": r, "holdout": h, "seed": s, "step": step,
-                            "return": v}
+                            "score": v}
                            for (r, h, s), values in curve.items() for step, v in zip((0, 100, 200), values)])
     runs = run_table(curves, 475)
     assert list(runs.columns[:5]) == ["algo", "method", "regime", "holdout", "seed"] and set(runs["algo"]) == {"ppo"}
     assert runs["steps_to_threshold"].tolist() == [100, 200, 200, 100]
     assert runs["censored"].tolist() == [False, False, True, False]
-    assert runs["zero_shot_return"].tolist() == [100, 100, 0, 0]
+    assert runs["zero_shot_score"].tolist() == [100, 100, 0, 0]
     row = regime_summary(runs, seed=0, reps=200).iloc[0]
     assert (row["algo"], row["method"], row["regime"]) == ("ppo", "varshare", "full")
     assert row["steps_to_threshold"] == 150 and row["num_censored"] == 1 and row["budget"] == 200
@@ -263,7 +263,8 @@ def test_regime_summary_counts_censored_runs_as_the_budget():
 
 def adaptation_run(root: Path, algo: str, method: str, regime: str, returns=None, skipped=None) -> Path:
     """An adaptation run directory of held-out task "moon", seed 0, as `varshare adapt` writes it:
-    ``returns`` at steps 0 and 100, or only a done.json with the ``skipped`` reason."""
+    ``returns`` at steps 0 and 100 (success rates: return / 500), or only a done.json with the
+    ``skipped`` reason."""
     run = f"cartpole10/{algo}/{method}/seed0/holdout-moon/{regime}"
     out = root / algo / method / regime
     out.mkdir(parents=True)
@@ -273,7 +274,7 @@ def adaptation_run(root: Path, algo: str, method: str, regime: str, returns=None
     else:
         table = MetricsTable(run, algo, method, 0)
         for step, value in zip((0, 100), returns):
-            table.add("moon", step, "eval_return", value)
+            table.add_many("moon", step, {"eval_return": value, "eval_success": value / 500})
         table.save(out / "metrics.csv")
     (out / "done.json").write_text(json.dumps(done))
     return out
@@ -319,6 +320,52 @@ def test_loo_tables_and_figure_keep_algorithms_apart(tmp_path, monkeypatch, caps
     (runs[0] / "done.json").write_text(json.dumps(done))
     with pytest.raises(RunDirectoryError, match="no 'algo'"):
         load_loo_runs(runs)
+
+
+def test_the_success_metric_scores_runs_by_their_success_rate(tmp_path, monkeypatch):
+    runs = [adaptation_run(tmp_path, "sac", "varshare", "full", [100, 475]),  # success 0.2 then 0.95
+            adaptation_run(tmp_path, "sac", "varshare", "scratch", [0, 400])]  # 0 then 0.8
+    summary = write_loo_results(runs, "cartpole10", 0.9, tmp_path / "loo", reps=20, metric="success")
+    assert (summary["metric"], summary["metric_column"], summary["threshold"]) == ("success", "eval_success", 0.9)
+    table = pd.read_csv(tmp_path / "loo/loo_runs.csv").set_index("regime")
+    assert table.loc["full", ["zero_shot_score", "final_score"]].tolist() == [0.2, 0.95]
+    assert (table.loc["full", "steps_to_threshold"], table.loc["full", "censored"]) == (100, False)
+    assert (table.loc["scratch", "steps_to_threshold"], table.loc["scratch", "censored"]) == (100, True)
+    assert json.loads((tmp_path / "loo/loo.json").read_text())["metric"] == "success"
+
+    saved = {}
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path, dpi=200: saved.update({Path(path).name: figure}))
+    assert main(["loo-figure", "--results", str(tmp_path / "loo"), "--title", "t", "--png", "x.png",
+                 "--pdf", "x.pdf"]) == 0
+    curve, steps = saved["x.png"].axes[:2]
+    assert curve.get_ylabel() == "success rate (held-out task)"
+    assert steps.get_xlabel().startswith("env steps to success rate ≥ 0.9")
+    assert [t.get_text() for t in curve.get_legend().get_texts()] == ["scratch (n=1, zero-shot 0.00)",
+                                                                     "full (n=1, zero-shot 0.20)"]
+    with pytest.raises(ValueError, match="unknown leave-one-out metric 'succes'; allowed: return, success"):
+        write_loo_results(runs, "cartpole10", 0.9, tmp_path / "bad", metric="succes")
+
+
+SAC_TINY = {"total_steps_per_task": 64, "envs_per_task": 1, "sac.learning_starts": 16, "sac.steps_per_iteration": 16,
+            "sac.batch_per_task": 8, "sac.buffer_size": 100, "eval.every_steps": 32, "eval.episodes": 1,
+            "checkpoint.every_steps": 32, "network.hidden_sizes": [16, 16]}
+
+
+def test_sac_pretrained_runs_adapt_under_every_regime_and_residual_freezes_theta(tmp_path):
+    config = load_config(REPO / "configs/cartpole10_sac.yaml",
+                         {**SAC_TINY, "methods": ["varshare"], "seeds": [1], "holdout": HOLDOUT})
+    train(config, TASKS, "varshare", 1, tmp_path / "pretrain")
+    source = load_run(tmp_path / "pretrain").model
+    before = theta(source.state_dict(), source)
+    assert {name.split(".")[0] for name in before} == {"actor", "q1", "q2"}
+    for regime in ("scratch", "full", "residual"):
+        summary = adapt(tmp_path / "pretrain", HOLDOUT, regime, tmp_path / regime)
+        assert (summary["algo"], summary["adaptation"]["regime"], summary["holdout"]) == ("sac", regime, HOLDOUT)
+        assert {task for task, _, _ in eval_returns(tmp_path / regime)} == {HOLDOUT}
+    residual = theta(torch.load(tmp_path / "residual/checkpoint.pt", weights_only=False)["model"], source)
+    assert all(torch.equal(before[name], residual[name]) for name in before)  # θ frozen
+    full = theta(torch.load(tmp_path / "full/checkpoint.pt", weights_only=False)["model"], source)
+    assert any(not torch.equal(before[name], full[name]) for name in before)  # θ trains
 
 
 # --- the pipeline ---------------------------------------------------------------------------------

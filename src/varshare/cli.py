@@ -184,20 +184,20 @@ def cmd_loo_aggregate(args: argparse.Namespace) -> int:
 
     try:
         summary = write_loo_results(args.runs, args.suite, args.threshold, args.out,
-                                    bootstrap_seed=args.bootstrap_seed, reps=args.reps)
+                                    bootstrap_seed=args.bootstrap_seed, reps=args.reps, metric=args.metric)
     except (RunDirectoryError, ValueError) as error:
         print(error, file=sys.stderr)
         return 2
     table = read_csv_table(Path(args.out) / "loo_summary.csv")
     print(f"leave-one-out, {args.suite}: {len(args.runs)} adaptation runs (algos {', '.join(summary['algos'])}; "
           f"methods {', '.join(summary['methods'])}), "
-          f"steps to return >= {args.threshold:g} (mean [95% CI]; censored runs count as the budget):")
+          f"steps to {args.metric} >= {args.threshold:g} (mean [95% CI]; censored runs count as the budget):")
     for row in table.itertuples(index=False):
         print(f"  {row.algo:<5} {row.method:<14} {row.regime:<9} steps {row.steps_to_threshold:>9.0f} "
               f"[{row.steps_to_threshold_ci_low:.0f}, {row.steps_to_threshold_ci_high:.0f}]  "
-              f"censored {row.num_censored}/{row.num_runs}  zero-shot return {row.zero_shot_return:.1f} "
-              f"[{row.zero_shot_return_ci_low:.1f}, {row.zero_shot_return_ci_high:.1f}]  "
-              f"final return {row.final_return:.1f}")
+              f"censored {row.num_censored}/{row.num_runs}  zero-shot {args.metric} {row.zero_shot_score:.2f} "
+              f"[{row.zero_shot_score_ci_low:.2f}, {row.zero_shot_score_ci_high:.2f}]  "
+              f"final {args.metric} {row.final_score:.2f}")
     skipped = read_csv_table(Path(args.out) / "loo_skipped.csv")
     for row in skipped.drop_duplicates(["algo", "method", "regime"]).itertuples(index=False):
         print(f"  {row.algo:<5} {row.method:<14} {row.regime:<9} {row.reason}")
@@ -224,7 +224,7 @@ def cmd_loo_figure(args: argparse.Namespace) -> int:
         print(f"{results}: no leave-one-out runs of algo {args.algo!r}", file=sys.stderr)
         return 2
     plot_loo(tables["loo_curves"], tables["loo_summary"], tables["loo_skipped"], meta["threshold"], args.title,
-             args.png, args.pdf, seed=meta["bootstrap"]["seed"])
+             args.png, args.pdf, seed=meta["bootstrap"]["seed"], metric=meta["metric"])
     return 0
 
 
@@ -449,7 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
     loo_aggregate = commands.add_parser("loo-aggregate", help="leave-one-out tables of a suite's adaptation runs")
     loo_aggregate.add_argument("--suite", required=True, choices=sorted(SUITES))
     loo_aggregate.add_argument("--threshold", required=True, type=float,
-                               help="return the held-out task must reach (steps-to-threshold)")
+                               help="score the held-out task must reach (steps-to-threshold)")
+    loo_aggregate.add_argument("--metric", choices=["return", "success"], default="return",
+                               help="the score: return (eval_return, default) or success (eval_success, "
+                                    "the success rate in [0, 1]: Meta-World)")
     loo_aggregate.add_argument("--out", required=True, help="results directory")
     loo_aggregate.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap CIs (default 0)")
     loo_aggregate.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default 2000)")

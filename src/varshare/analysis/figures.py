@@ -303,8 +303,12 @@ def plot_pruning(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: st
     save_figure(figure, out_pdf)
 
 
+#: how the leave-one-out figure names a score (``loo.json``'s ``metric``) and formats its values
+LOO_SCORES: dict[str, tuple[str, str]] = {"return": ("evaluation return", ".0f"), "success": ("success rate", ".2f")}
+
+
 def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame, threshold: float, title: str,
-             out_png: str | Path, out_pdf: str | Path, seed: int = 0) -> None:
+             out_png: str | Path, out_pdf: str | Path, seed: int = 0, metric: str = "return") -> None:
     """Leave-one-out figure of one suite: one row per method (per (method, algo) when the tables
     hold several algorithms, titled ``"method (algo)"``), learning curves (left) and
     steps-to-threshold (right) per adaptation regime.
@@ -312,16 +316,18 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
     Args:
         curves, summary, skipped: the ``loo_curves``, ``loo_summary`` and ``loo_skipped`` tables of
             :mod:`varshare.analysis.loo`.
-        threshold: the return threshold (drawn dashed on the curves).
+        threshold: the score threshold (drawn dashed on the curves).
         seed: seed of the curves' bootstrap bands.
+        metric: the score of the tables (a key of :data:`LOO_SCORES`: ``return`` or ``success``).
 
-    Left: the held-out task's evaluation return against env steps on it; line = mean over the runs
-    (seeds × held-out tasks), band = 95% bootstrap CI of that mean (seaborn, ``seed``); the legend
-    gives each regime's run count and mean zero-shot return (step 0). Right: mean steps to reach the
+    Left: the held-out task's score (evaluation return, or success rate) against env steps on it;
+    line = mean over the runs (seeds × held-out tasks), band = 95% bootstrap CI of that mean
+    (seaborn, ``seed``); the legend gives each regime's run count and mean zero-shot score (step 0). Right: mean steps to reach the
     threshold, bar = 95% stratified-bootstrap CI, black tick = mean, ◆ = no CI (one seed); censored
     runs (never reached it) count as the budget (dotted line), so the mean is then a lower bound.
     Skipped regimes are listed with their reason.
     """
+    score, fmt = LOO_SCORES[metric]
     runs = pd.concat([curves[["method", "algo"]], skipped[["method", "algo"]]])
     algos = _algos([runs])
     keys = _keys(runs, "method", ordered_methods(runs["method"]), algos)
@@ -330,7 +336,7 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
         name = _name(method, algo, algos)
         stats = _rows_of(summary, method, algo).set_index("regime")
         regimes = [r for r in REGIMES if r in stats.index]
-        label = {r: f"{r} (n={int(stats.loc[r, 'num_runs'])}, zero-shot {stats.loc[r, 'zero_shot_return']:.0f})"
+        label = {r: f"{r} (n={int(stats.loc[r, 'num_runs'])}, zero-shot {stats.loc[r, 'zero_shot_score']:{fmt}})"
                  for r in regimes}
         skips = dict(_rows_of(skipped, method, algo).drop_duplicates("regime")[["regime", "reason"]]
                      .itertuples(index=False))
@@ -339,7 +345,7 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
         ax = figure.add_subplot(len(keys), 2, 2 * row + 1)
         data = _rows_of(curves, method, algo)
         if not data.empty:
-            sns.lineplot(data=data.assign(label=data["regime"].map(label)), x="step", y="return", hue="label",
+            sns.lineplot(data=data.assign(label=data["regime"].map(label)), x="step", y="score", hue="label",
                          hue_order=[label[r] for r in regimes], palette={label[r]: REGIME_COLORS[r] for r in regimes},
                          estimator="mean", errorbar=("ci", 95), n_boot=1000, seed=seed,
                          err_kws={"alpha": 0.2, "linewidth": 0}, linewidth=1.8, ax=ax)
@@ -347,7 +353,7 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
         ax.axhline(threshold, color="black", linestyle="--", linewidth=1)
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.set_xlabel("environment steps on the held-out task")
-        ax.set_ylabel("evaluation return (held-out task)")
+        ax.set_ylabel(f"{score} (held-out task)")
         ax.set_title(f"{name}: learning the held-out task (threshold {threshold:g} dashed)")
         ax.grid(alpha=0.3)
 
@@ -377,7 +383,7 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
                                          for r in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-        ax.set_xlabel(f"env steps to return ≥ {threshold:g} (mean, 95% stratified bootstrap CI)\n"
+        ax.set_xlabel(f"env steps to {score} ≥ {threshold:g} (mean, 95% stratified bootstrap CI)\n"
                       "censored runs count as the budget (dotted); ◆: no CI (one seed)")
         ax.set_title(f"{name}: steps to threshold")
         ax.grid(axis="x", alpha=0.3)
