@@ -1,20 +1,21 @@
 """The pipeline preset: which suites, algorithms, methods and seeds the Snakemake DAG builds, and
 with what.
 
-A preset (``configs/smoke.yaml``, ``configs/default.yaml``, ``configs/paper.yaml``) names, per suite
+A preset (``configs/smoke.yaml``, ``default.yaml``, ``paper.yaml``, ``mt10.yaml``) names, per suite
 and algorithm, a plan (:class:`AlgoPlan`: an experiment config, the overrides this preset applies to
-it, and optionally the methods that algorithm trains there), and per rule family (``train``,
-``loo``, ``prune``) the resources a job asks for, with overrides per suite or ``suite/algo``. A
-(suite, algo) trains iff ``algo`` is in ``algos`` and the suite has a plan for it
-(:func:`training_plan`). The Snakefile validates the whole preset — including every resolved
-(suite, algo) experiment config — when it loads, so a bad value fails with one message naming its
-key before any job starts. Snakemake's ``--config key=value`` overrides are validated the same way.
+it, and optionally the methods and seeds that algorithm trains there), and per rule family
+(``train``, ``loo``, ``prune``) the resources a job asks for, with overrides per suite or
+``suite/algo``. A (suite, algo) trains iff ``algo`` is in ``algos`` and the suite has a plan for it
+(:func:`training_plan`), with the plan's seeds (:func:`plan_seeds`: the preset's unless the plan
+sets its own). The Snakefile validates the whole preset — including every resolved (suite, algo)
+experiment config — when it loads, so a bad value fails with one message naming its key before any
+job starts. Snakemake's ``--config key=value`` overrides are validated the same way.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 from pydantic import AfterValidator, Field, ValidationError
@@ -38,6 +39,9 @@ from varshare.envs.suites import SUITES as KNOWN_SUITES
 from varshare.envs.suites import build_suite
 
 
+Seeds = Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)]
+
+
 class AlgoPlan(Section):
     """How one algorithm trains on one suite in this preset (``experiments.<suite>.<algo>``)."""
 
@@ -49,6 +53,11 @@ class AlgoPlan(Section):
         description="Methods this algorithm trains on this suite, among the preset's methods and variants "
                     "(others are left out, so a --config methods=... override narrows every plan); "
                     "omitted: every method the preset trains.")
+    # Omitted: [] (not validated, like methods); given, it must be non-empty.
+    seeds: Seeds = Field(
+        default_factory=list, min_length=1,
+        description="Seeds of this algorithm on this suite (e.g. 10 for MT10 where the other suites run 5); "
+                    "omitted: the preset's seeds.")
 
 
 class Resources(Section):
@@ -98,23 +107,43 @@ class PruningPlan(Section):
     episodes: int = Field(5, ge=1, description="Evaluation episodes per task and ε.")
 
 
+#: what a leave-one-out study scores (``loo.suites.<suite>.metric``; varshare.analysis.loo.METRICS)
+LOOMetric = Literal["return", "success"]
+
+
 class LOOSuitePlan(Section):
-    """Leave-one-out on one suite: which tasks are held out, the budgets and the threshold."""
+    """Leave-one-out on one suite: which tasks are held out, the budgets, the score and its threshold,
+    and optionally its own algorithms, methods and seeds (omitted: the ``loo`` section's)."""
 
     holdouts: Annotated[list[str], AfterValidator(_unique)] = Field(
         min_length=1, description="Tasks held out, one pretraining per task (names of the suite's tasks).")
     pretrain_steps_per_task: int = Field(ge=1, description="Pretraining budget on each of the M − 1 tasks [env steps].")
     adapt_steps: int = Field(ge=1, description="Budget on the held-out task, the same for every regime [env steps].")
-    threshold: float = Field(description="Return the held-out task must reach (steps-to-threshold).")
+    metric: LOOMetric = Field(
+        "return", description="The held-out task's score: return (eval_return) or success (eval_success, the "
+                              "success rate in [0, 1]; Meta-World MT10).")
+    threshold: float = Field(description="Score the held-out task must reach (steps-to-threshold); with metric "
+                                         "success a rate in [0, 1].")
     eval_every_steps: int | None = Field(
         None, ge=1, description="Evaluation interval of the adaptation runs [env steps] (the resolution of "
                                 "steps-to-threshold); null: the suite's experiment config's eval.every_steps.")
+    # Omitted: [] (not validated); given, each must be non-empty.
+    algos: Annotated[list[AlgoName], AfterValidator(_unique)] = Field(
+        default_factory=list, min_length=1, description="Algorithms pretrained and adapted on this suite; "
+                                                        "omitted: loo.algos.")
+    methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
+        default_factory=list, min_length=1, description="Methods pretrained and adapted on this suite; "
+                                                        "omitted: loo.methods.")
+    seeds: Seeds = Field(default_factory=list, min_length=1, description="Seeds on this suite; omitted: loo.seeds.")
 
 
 class LOOPlan(Section):
-    """Leave-one-out generalisation (``varshare train --holdout`` → ``varshare adapt``); no suites or
-    no methods: none (``--config "loo={methods: []}"`` turns it off; Snakemake merges nested
-    ``--config`` mappings, so ``suites`` cannot be emptied that way)."""
+    """Leave-one-out generalisation (``varshare train --holdout`` → ``varshare adapt``) on the suites
+    of ``suites`` that the preset trains (a plan of a suite left out of the preset's ``suites`` is
+    ignored, like its ``experiments``); no suites or no methods: none (``--config "loo={methods: []}"``
+    turns it off, whatever the suites' own methods; Snakemake merges nested ``--config`` mappings,
+    so ``suites`` cannot be emptied that way). ``algos``, ``methods`` and ``seeds`` are the defaults
+    of every suite's plan."""
 
     algos: Annotated[list[AlgoName], AfterValidator(_unique)] = Field(
         default_factory=lambda: ["ppo"], min_length=1,
@@ -123,8 +152,8 @@ class LOOPlan(Section):
         default_factory=dict, description="Per suite (one of the preset's suites): held-out tasks, budgets, threshold.")
     methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
         default_factory=lambda: ["varshare"], description="Methods pretrained and adapted ([]: no leave-one-out).")
-    seeds: Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)] = Field(
-        default_factory=lambda: [0], min_length=1, description="Seeds (of pretraining and of adaptation).")
+    seeds: Seeds = Field(default_factory=lambda: [0], min_length=1,
+                         description="Seeds (of pretraining and of adaptation).")
     regimes: Annotated[list[RegimeName], AfterValidator(_unique)] = Field(
         default_factory=lambda: list(REGIMES), min_length=1, description="Adaptation regimes.")
 
@@ -149,7 +178,7 @@ class PipelineConfig(Section):
         description="Methods whose evaluation strategies (mean / sample-1 / sample-5) Fig. 3 draws.")
     sharing_map_method: MethodName = Field("varshare", description="Method of the sharing-map figure.")
     pruning: PruningPlan = Field(default_factory=PruningPlan)
-    seeds: Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)] = Field(min_length=1)
+    seeds: Seeds = Field(min_length=1, description="Seeds of every plan that sets none of its own.")
     experiments: dict[SuiteName, dict[AlgoName, AlgoPlan]] = Field(
         description="Per suite and algorithm: experiment config, overrides and methods (a plan).")
     resources: ResourcePlan = Field(default_factory=ResourcePlan)
@@ -238,6 +267,12 @@ def plan_methods(preset: PipelineConfig, suite: str, algo: str) -> list[str]:
     return [m for m in trained_methods(preset) if not plan.methods or m in plan.methods]
 
 
+def plan_seeds(preset: PipelineConfig, suite: str, algo: str) -> list[int]:
+    """The seeds (suite, algo) trains: its plan's ``seeds``, else the preset's."""
+    plan = preset.experiments.get(suite, {}).get(algo)
+    return list(plan.seeds) if plan is not None and plan.seeds else list(preset.seeds)
+
+
 def training_plan(preset: PipelineConfig) -> dict[tuple[str, str], list[str]]:
     """``(suite, algo)`` → methods, for every pair that trains a method (suites, then algos, in the
     preset's order)."""
@@ -247,9 +282,9 @@ def training_plan(preset: PipelineConfig) -> dict[tuple[str, str], list[str]]:
 
 def config_pairs(preset: PipelineConfig) -> list[tuple[str, str]]:
     """The (suite, algo) pairs with a resolved experiment config (``data/configs/<suite>/<algo>.yaml``):
-    those that train, then those only leave-one-out runs (``loo.algos``) that have a plan."""
-    loo = [(suite, algo) for suite in loo_suites(preset) for algo in preset.loo.algos
-           if suite in preset.suites and algo in preset.experiments.get(suite, {})]
+    those that train, then those only leave-one-out runs (its suites' algorithms) that have a plan."""
+    loo = [(suite, algo) for suite, plan in loo_suites(preset).items() for algo in plan.algos
+           if algo in preset.experiments.get(suite, {})]
     return list(dict.fromkeys([*training_plan(preset), *loo]))
 
 
@@ -283,9 +318,11 @@ def _plan_problems(preset: PipelineConfig) -> list[str]:
 def experiment_overrides(preset: PipelineConfig, suite: str, algo: str) -> dict[str, Any]:
     """Overrides that turn the plan's experiment file into the experiment config of (suite, algo)
     (``data/configs/<suite>/<algo>.yaml``): the plan's ``set``, then suite, algo, methods (those the
-    pair trains; for a pair only leave-one-out uses, ``loo.methods``) and seeds."""
-    return {**preset.experiments[suite][algo].set, "suite": suite, "algo": algo,
-            "methods": plan_methods(preset, suite, algo) or list(preset.loo.methods), "seeds": preset.seeds}
+    pair trains; for a pair only leave-one-out uses, the suite's leave-one-out methods) and seeds
+    (:func:`plan_seeds`)."""
+    methods = plan_methods(preset, suite, algo) or list(loo_suites(preset)[suite].methods)
+    return {**preset.experiments[suite][algo].set, "suite": suite, "algo": algo, "methods": methods,
+            "seeds": plan_seeds(preset, suite, algo)}
 
 
 #: rule families of ``resources`` (the fields of :class:`ResourcePlan`)
@@ -328,31 +365,32 @@ def loo_overrides(plan: LOOSuitePlan, stage: str) -> dict[str, Any]:
 
 
 def _loo_problems(preset: PipelineConfig, root: str | Path) -> list[str]:
-    """The ``loo`` section's suites must be the preset's, its held-out tasks tasks of their suite,
-    each of ``loo.algos`` must have a plan on each of its suites, and the resolved pretraining and
+    """The held-out tasks of each leave-one-out suite must be tasks of it, a success threshold a rate,
+    each of the suite's algorithms must have a plan on it, and the resolved pretraining and
     adaptation configs must be valid."""
     problems = []
     for suite, plan in loo_suites(preset).items():
-        if suite not in preset.suites:
-            problems.append(f"loo.suites.{suite}: not one of the preset's suites {preset.suites}")
-            continue
         names = [spec.name for spec in build_suite(suite)]
         unknown = [task for task in plan.holdouts if task not in names]
         if unknown:
             problems.append(f"loo.suites.{suite}.holdouts: {unknown} are not tasks of {suite}; allowed: {', '.join(names)}")
             continue
-        for algo in preset.loo.algos:
+        if plan.metric == "success" and not 0 <= plan.threshold <= 1:
+            problems.append(f"loo.suites.{suite}.threshold: got {plan.threshold}; with metric 'success' it must be a "
+                            "success rate in [0, 1]")
+        for algo in plan.algos:
             algo_plan = preset.experiments.get(suite, {}).get(algo)
             if algo_plan is None:
-                problems.append(f"loo.algos: {algo!r} has no plan on {suite} (experiments.{suite}.{algo}); "
+                key = f"loo.suites.{suite}.algos" if preset.loo.suites[suite].algos else "loo.algos"
+                problems.append(f"{key}: {algo!r} has no plan on {suite} (experiments.{suite}.{algo}); "
                                 f"allowed: {', '.join(preset.experiments.get(suite, {})) or 'none'}")
                 continue
             path = Path(root) / algo_plan.experiment
             if not path.is_file():
                 continue  # reported with the plan's experiment
             for stage in ("pretrain", "adapt"):
-                overrides = {**algo_plan.set, "suite": suite, "algo": algo, "methods": preset.loo.methods,
-                             "seeds": preset.loo.seeds, "holdout": plan.holdouts[0] if stage == "pretrain" else None,
+                overrides = {**algo_plan.set, "suite": suite, "algo": algo, "methods": plan.methods,
+                             "seeds": plan.seeds, "holdout": plan.holdouts[0] if stage == "pretrain" else None,
                              **loo_overrides(plan, stage)}
                 try:
                     load_config(path, overrides)
@@ -363,8 +401,14 @@ def _loo_problems(preset: PipelineConfig, root: str | Path) -> list[str]:
 
 
 def loo_suites(preset: PipelineConfig) -> dict[str, LOOSuitePlan]:
-    """The suites with leave-one-out runs: ``loo.suites``, or none when ``loo.methods`` is empty."""
-    return dict(preset.loo.suites) if preset.loo.methods else {}
+    """The suites with leave-one-out runs — those of ``loo.suites`` among the preset's ``suites``
+    (none when ``loo.methods`` is empty) — each plan with its ``algos``, ``methods`` and ``seeds``
+    resolved (the ``loo`` section's where it sets none)."""
+    if not preset.loo.methods:
+        return {}
+    defaults = {key: getattr(preset.loo, key) for key in ("algos", "methods", "seeds")}
+    return {suite: plan.model_copy(update={key: value for key, value in defaults.items() if not getattr(plan, key)})
+            for suite, plan in preset.loo.suites.items() if suite in preset.suites}
 
 
 def trained_methods(preset: PipelineConfig) -> list[str]:

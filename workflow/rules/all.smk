@@ -9,7 +9,8 @@ STUDY_OUTPUTS = [
     *(f"figures/{name}_{a}.{ext}" for name, algos in PORTFOLIO_ALGOS.items() for a in algos for ext in ("png", "pdf")),
     *(f"figures/pruning_{a}.{ext}" for a in PRUNING_ALGOS for ext in ("png", "pdf")),
     *(f"figures/fig6_ppo_vs_sac.{ext}" for ext in ("png", "pdf") if FIG6_SUITES),
-    *(f"figures/loo_{s}_{a}.{ext}" for s in LOO_SUITES for a in LOO.algos for ext in ("png", "pdf")),
+    *(f"figures/fig7_mt10.{ext}" for ext in ("png", "pdf") if MT10_ALGOS),
+    *(f"figures/loo_{s}_{a}.{ext}" for s, plan in LOO_SUITES.items() for a in plan.algos for ext in ("png", "pdf")),
     *(f"data/results/{s}/loo/loo_summary.csv" for s in LOO_SUITES),
 ]
 

@@ -11,7 +11,7 @@ from varshare.config import ALGOS as KNOWN_ALGOS
 from varshare.config import REGIMES, ConfigError
 from varshare.envs.suites import SUITES as KNOWN_SUITES
 from varshare.pipeline_config import (experiment_overrides, job_resources, load_pipeline_config, loo_overrides,
-                                      loo_suites, training_plan, typed_strings)
+                                      loo_suites, plan_seeds, training_plan, typed_strings)
 from varshare.provenance import import_closure
 
 try:
@@ -21,13 +21,15 @@ except ConfigError as error:
 
 SUITES = PRESET.suites
 ALGOS = PRESET.algos  # each trains on some suite (validated)
-SEEDS = PRESET.seeds
 # (suite, algo) -> the methods it trains (compared methods for Fig. 1/2, VarShare variants for Fig. 4),
 # for the pairs that train: algo in `algos` and a plan experiments.<suite>.<algo>.
 TRAINED = training_plan(PRESET)
+# (suite, algo) -> the seeds it trains: the plan's, else the preset's (MT10 may run more)
+TRAINED_SEEDS = {(suite, algo): plan_seeds(PRESET, suite, algo) for suite, algo in TRAINED}
 
-# Figure names of the seed update: Fig. 1 CartPole-10, Fig. 2 LunarLander-20.
-FIGURE_PREFIX = {"cartpole10": "fig1", "lunarlander20": "fig2", "mt10": "fig_mt10"}
+# Figure names of the seed update: Fig. 1 CartPole-10, Fig. 2 LunarLander-20 (MT10's method
+# comparison is Fig. 7, success rates: figures.smk).
+FIGURE_PREFIX = {"cartpole10": "fig1", "lunarlander20": "fig2"}
 SUITE_TITLE = {"cartpole10": "CartPole-10", "lunarlander20": "LunarLander-20", "mt10": "Meta-World MT10"}
 
 
@@ -48,9 +50,10 @@ TRAIN_SOURCES = {algo: code_sources("varshare.train", f"varshare.algos.{algo}") 
 LOO_ADAPT_SOURCES = {algo: code_sources("varshare.train", "varshare.loo", f"varshare.algos.{algo}")
                      for algo in KNOWN_ALGOS}
 PRUNE_SOURCES = {algo: code_sources("varshare.eval.pruning", f"varshare.algos.{algo}") for algo in KNOWN_ALGOS}
-# analysis commands: aggregate; figure, plot and loo-figure; loo-aggregate
+# analysis commands: aggregate; figure, plot and loo-figure; plot mt10; loo-aggregate
 AGGREGATE_SOURCES = code_sources("varshare.analysis.aggregate", "varshare.analysis.results")
 FIGURE_SOURCES = code_sources("varshare.analysis.figures", "varshare.analysis.results")
+MT10_FIGURE_SOURCES = code_sources("varshare.analysis.mt10", "varshare.analysis.results")
 LOO_AGGREGATE_SOURCES = code_sources("varshare.analysis.aggregate", "varshare.analysis.loo")
 
 

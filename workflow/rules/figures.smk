@@ -8,10 +8,10 @@ def methods_figure_methods(suite, algo):
 
 
 def panel_suites(algo, methods):
-    """Panels of a portfolio figure of ``algo`` drawing ``methods``: the suites the algorithm
-    trains on, if it trains every one of ``methods`` on each of them; else none (not built)."""
-    suites = [suite for suite in SUITES if (suite, algo) in TRAINED]
-    return suites if all(set(methods) <= set(TRAINED[suite, algo]) for suite in suites) else []
+    """Panels of a portfolio figure of ``algo`` drawing ``methods``: the suites on which the
+    algorithm trains every one of ``methods`` (none: the figure is not built). A suite that trains
+    only some of them (e.g. MT10's few methods) is left out of the figure."""
+    return [suite for suite in SUITES if set(methods) <= set(TRAINED.get((suite, algo), []))]
 
 
 def panel_args(suites):
@@ -20,8 +20,10 @@ def panel_args(suites):
     return f"--results {' '.join(f'data/results/{suite}' for suite in suites)} --panel-titles {titles}"
 
 
-# Fig. 1 / Fig. 2 of every (suite, algo) that trains some of the compared methods
-METHODS_FIGURES = [(suite, algo) for suite, algo in TRAINED if methods_figure_methods(suite, algo)]
+# Fig. 1 / Fig. 2 of every (suite, algo) of CartPole-10 and LunarLander-20 that trains some of the
+# compared methods (MT10's comparison is Fig. 7, below)
+METHODS_FIGURES = [(suite, algo) for suite, algo in TRAINED
+                   if suite in FIGURE_PREFIX and methods_figure_methods(suite, algo)]
 
 
 rule figure_methods:
@@ -130,9 +132,9 @@ if PRUNING_ALGOS:
     rule figure_pruning:
         """Return after pruning against the kept fraction of residual parameters, one panel per suite."""
         input:
-            lambda w: expand("data/results/{suite}/pruning/{algo}_{method}_seed{seed}.csv",
-                             suite=panel_suites(w.algo, [PRESET.pruning.method]), algo=[w.algo],
-                             method=[PRESET.pruning.method], seed=SEEDS),
+            lambda w: [f"data/results/{suite}/pruning/{w.algo}_{PRESET.pruning.method}_seed{seed}.csv"
+                       for suite in panel_suites(w.algo, [PRESET.pruning.method])
+                       for seed in TRAINED_SEEDS[suite, w.algo]],
             code=FIGURE_SOURCES,
         output:
             png=report("figures/pruning_{algo}.png", caption="../report/pruning.rst", category="VarShare portfolio",
@@ -183,3 +185,33 @@ if FIG6_SUITES:
         shell:
             "varshare plot algos {params.panels} --algos ppo sac --methods {params.methods} --title {params.title:q}"
             " --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+
+
+# Fig. 7, Meta-World MT10: success rates of every method MT10 trains, a row per algorithm (curves
+# with bootstrap bands over seeds, final-success IQM, per-task heatmap); built when MT10 trains.
+MT10_ALGOS = [algo for suite, algo in TRAINED if suite == "mt10"]
+MT10_METHODS = [method for method in dict.fromkeys([*PRESET.methods, *PRESET.variants])
+                if any(method in TRAINED["mt10", algo] for algo in MT10_ALGOS)]
+
+
+if MT10_ALGOS:
+
+    rule figure_mt10:
+        """Fig. 7: MT10's success rate per method and algorithm (`varshare plot mt10`)."""
+        input:
+            results="data/results/mt10/aggregate.json",
+            code=MT10_FIGURE_SOURCES,
+        output:
+            png=report("figures/fig7_mt10.png", caption="../report/mt10.rst", category="Meta-World MT10"),
+            pdf="figures/fig7_mt10.pdf",
+        params:
+            methods=" ".join(MT10_METHODS),
+            title=f"Meta-World MT10: success rate ({', '.join(map(algo_label, MT10_ALGOS))}; {PRESET.preset} preset)",
+            suite_title=shlex.quote(SUITE_TITLE["mt10"]),
+            bootstrap_seed=PRESET.bootstrap_seed,
+        log:
+            "logs/figures/fig7_mt10.log",
+        shell:
+            "varshare plot mt10 --results data/results/mt10 --panel-titles {params.suite_title} --methods {params.methods}"
+            " --bootstrap-seed {params.bootstrap_seed} --title {params.title:q} --png {output.png} --pdf {output.pdf}"
+            " > {log} 2>&1"

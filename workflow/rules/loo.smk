@@ -1,9 +1,11 @@
 # Leave-one-out generalisation (the preset's `loo` section): pretrain a method with an algorithm on
 # every task of a suite but one, then learn the held-out task under each regime with the same
-# budget; aggregate the adaptation runs of a suite (every algorithm's); one figure per suite and
-# algorithm.
+# budget; aggregate the adaptation runs of a suite (every algorithm's), scored by the suite's metric
+# (return, or MT10's success rate); one figure per suite and algorithm.
 LOO = PRESET.loo
-LOO_SUITES = loo_suites(PRESET)  # none when loo.methods is empty
+# suite -> its plan, with the algorithms, methods and seeds it runs (its own, else the loo section's);
+# none when loo.methods is empty
+LOO_SUITES = loo_suites(PRESET)
 LOO_DIR = "data/runs/{suite}/loo/{algo}/{method}/{holdout}/seed{seed}"
 
 
@@ -14,8 +16,8 @@ def loo_dir(suite, algo, method, holdout, seed, stage):
 
 def loo_adaptations(wildcards):
     plan = LOO_SUITES[wildcards.suite]
-    return [f"{loo_dir(wildcards.suite, algo, method, holdout, seed, regime)}/done.json" for algo in LOO.algos
-            for method in LOO.methods for holdout in plan.holdouts for seed in LOO.seeds for regime in LOO.regimes]
+    return [f"{loo_dir(wildcards.suite, algo, method, holdout, seed, regime)}/done.json" for algo in plan.algos
+            for method in plan.methods for holdout in plan.holdouts for seed in plan.seeds for regime in LOO.regimes]
 
 
 rule loo_pretrain:
@@ -77,7 +79,7 @@ rule loo_adapt:
 
 rule loo_aggregate:
     """A suite's adaptation runs (every algorithm's): held-out-task curves, steps-to-threshold and
-    zero-shot returns per regime."""
+    zero-shot scores per regime (score: the suite's metric, return or success rate)."""
     input:
         runs=loo_adaptations,
         code=LOO_AGGREGATE_SOURCES,
@@ -88,11 +90,12 @@ rule loo_aggregate:
     params:
         run_dirs=lambda w, input: " ".join(str(Path(p).parent) for p in input.runs),
         threshold=lambda w: LOO_SUITES[w.suite].threshold,
+        metric=lambda w: LOO_SUITES[w.suite].metric,
         bootstrap_seed=PRESET.bootstrap_seed,
     log:
         "logs/loo/{suite}/aggregate.log",
     shell:
-        "varshare loo-aggregate --suite {wildcards.suite} --threshold {params.threshold}"
+        "varshare loo-aggregate --suite {wildcards.suite} --metric {params.metric} --threshold {params.threshold}"
         " --out data/results/{wildcards.suite}/loo --bootstrap-seed {params.bootstrap_seed} {params.run_dirs} > {log} 2>&1"
 
 
