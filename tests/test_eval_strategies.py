@@ -17,7 +17,7 @@ from varshare.eval.evaluate import evaluate
 from varshare.eval.strategies import EvalPolicy, metric_suffix, parse_strategy
 from varshare.methods import make_method
 from varshare.nn import NetworkNoise, VariationalLoRALinear, VariationalResidualLinear, named_layers, slice_examples
-from varshare.nn.noise import PerExampleFactorNoise, PerExampleWeightNoise
+from varshare.nn.noise import PerExampleFactorNoise, PerExampleWeightNoise, where_examples
 from varshare.run_io import MetricsTable
 from varshare.train import train
 
@@ -244,10 +244,11 @@ def test_deterministic_model_sample_strategies_are_the_mean_policy():
     assert EvalPolicy(model, "sample-5", 3).noise is None
 
 
-def tiny_train(tmp_path, method: str, out: str):
+def tiny_train(tmp_path, method: str, out: str, **overrides):
     config = load_config(CONFIG, {
         "methods": [method], "seeds": [0], "total_steps_per_task": 64, "envs_per_task": 2, "ppo.num_steps": 16,
-        "ppo.num_minibatches": 2, "eval.every_steps": 32, "eval.episodes": 2, "network.hidden_sizes": [8]})
+        "ppo.num_minibatches": 2, "eval.every_steps": 32, "eval.episodes": 2, "network.hidden_sizes": [8],
+        **overrides})
     train(config, build_suite("cartpole10")[:2], method, 0, tmp_path / out)
     return MetricsTable.load_rows(tmp_path / out / "metrics.csv")
 
@@ -266,9 +267,68 @@ def test_training_logs_sample_strategies_for_stochastic_weights_only_and_reprodu
                     assert (task, step, name + suffix) in eval_metrics
     values = {(r[4], r[5], r[6]): r[7] for r in rows}
     for suffix in ("", "_sample1", "_sample5"):
-        per_task = [values[t, 64, f"eval_return{suffix}"] for t in tasks]
-        assert values["all", 64, f"eval_return_mean{suffix}"] == pytest.approx(np.mean(per_task))
+        for metric in ("return", "success"):
+            per_task = [values[t, 64, f"eval_{metric}{suffix}"] for t in tasks]
+            assert values["all", 64, f"eval_{metric}_mean{suffix}"] == pytest.approx(np.mean(per_task))
 
     deterministic = tiny_train(tmp_path, "hard_sharing", "c")
     names = {r[6] for r in deterministic}
     assert "eval_return" in names and not any("sample" in n for n in names)
+
+    mean_only = tiny_train(tmp_path, "varshare", "d", **{"eval.sample_strategies": []})  # MT10's setting
+    names = {r[6] for r in mean_only}
+    assert "eval_success_mean" in names and not any("sample" in n for n in names)
+
+
+@pytest.mark.parametrize("value", [["mean"], ["sample-0"], ["sample-1", "sample-1"]])
+def test_bad_sample_strategies_are_refused(value):
+    with pytest.raises(ValueError, match="eval.sample_strategies"):
+        load_config(CONFIG, {"eval.sample_strategies": value})
+
+
+# -- episodes back to back on fewer copies (eval.envs_per_task; Meta-World's one env per task) ------
+def test_back_to_back_episodes_get_fresh_draws_per_episode(monkeypatch):
+    """2 copies × 2 episodes each: every copy's weights change exactly once, when its first episode
+    ends, and 4 complete episodes per task are logged."""
+    model = randomise_model(build_model("varshare"))
+    seen: list[torch.Tensor] = []
+    original = VariationalResidualLinear.forward
+
+    def spy(self, x, noise=None):
+        if isinstance(noise, PerExampleWeightNoise) and self.out_features == 2:  # the policy head
+            seen.append((self.sigma_weight.unsqueeze(1) * noise.eps_weight).detach())
+        return original(self, x, noise)
+
+    monkeypatch.setattr(VariationalResidualLinear, "forward", spy)
+    specs = build_suite("cartpole10")[:2]
+    log = evaluate(model, lambda n: make_vec_env(specs, n, seed=11), 4, strategy="sample-1", seed=5, copies=2)
+    assert [len(r) for r in log.returns] == [4, 4]
+    assert all(length >= 8 for lengths in log.lengths for length in lengths)  # whole CartPole episodes
+    for m in range(2):
+        for n in range(2):
+            draws = [w[m, n] for w in seen]
+            changes = sum(not torch.equal(a, b) for a, b in zip(draws, draws[1:]))
+            assert changes == 1, f"task {m} copy {n}: {changes} redraws for 2 episodes"
+
+
+def test_where_examples_mixes_per_example_draws():
+    model = tiny_model()
+    old = model.actor.draw_weight_samples(3, torch.Generator().manual_seed(0))
+    new = model.actor.draw_weight_samples(3, torch.Generator().manual_seed(1))
+    mask = torch.tensor([[True, False, False], [False, False, True]])
+    mixed = where_examples(mask, new, old)
+    for layer_mixed, layer_new, layer_old in zip(mixed.layers, new.layers, old.layers):
+        for name in ("eps_weight", "eps_bias"):
+            got, a, b = (getattr(x, name) for x in (layer_mixed, layer_new, layer_old))
+            for m in range(2):
+                for n in range(3):
+                    assert torch.equal(got[m, n], (a if mask[m, n] else b)[m, n])
+    flipout = model.actor.draw_noise(3, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="per-task fields"):
+        where_examples(mask, flipout, flipout)
+
+
+def test_copies_must_divide_the_episodes():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="copies = 2 must divide episodes = 3"):
+        evaluate(model, lambda n: make_vec_env(build_suite("cartpole10")[:2], n, seed=0), 3, copies=2)

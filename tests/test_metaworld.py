@@ -1,4 +1,5 @@
-"""MetaWorldVecEnv: MT10 tasks, goal sampling, one-hot, time limit, determinism, sync vs async."""
+"""MetaWorldVecEnv: MT10 tasks, goal sampling, one-hot, time limit, determinism, sync vs async, and
+the MT10 protocol against Meta-World's own benchmark (goal sets, ``metaworld.evaluation``)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ import multiprocessing as mp
 import pickle
 
 import gymnasium as gym
+import metaworld
 import numpy as np
 import pytest
-from metaworld.policies import SawyerReachV3Policy
+import torch
+from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+from metaworld.evaluation import evaluation as metaworld_evaluation
+from metaworld.policies import ENV_POLICY_MAP, SawyerReachV3Policy
 
 from varshare.envs.base import VecStep
-from varshare.envs.metaworld_mt import MetaWorldVecEnv, goal_benchmark, make_metaworld_env
+from varshare.envs.gym_workers import copy_seeds
+from varshare.envs.metaworld_mt import MetaWorldVecEnv, make_metaworld_env, mt10_benchmark, mt10_goals
 from varshare.envs.specs import TaskSpec
 from varshare.envs.suites import mt10
+from varshare.eval.evaluate import evaluate
 
 MT10 = {spec.name: spec for spec in mt10()}
 TWO = [MT10["reach-v3"], MT10["push-v3"]]
@@ -35,7 +42,7 @@ def random_rollout(env: MetaWorldVecEnv, steps: int, action_seed: int = 0) -> li
 
 
 def goal_rand_vec(env_name: str, goal_index: int) -> np.ndarray:
-    return pickle.loads(goal_benchmark(env_name, 0).train_tasks[goal_index].data)["rand_vec"]
+    return pickle.loads(mt10_goals(env_name, 0)[goal_index].data)["rand_vec"]
 
 
 def test_shapes_dtypes_and_one_hot():
@@ -66,7 +73,7 @@ def test_spec_parameters_reach_the_simulator():
         envs = env.runner.chunk.envs
         for k, copy in enumerate(envs):
             spec = specs[k // 2]
-            assert type(copy.unwrapped) is goal_benchmark(spec.name, 0).train_classes[spec.name]
+            assert type(copy.unwrapped) is ALL_V3_ENVIRONMENTS[spec.name]
             assert copy.unwrapped.reward_function_version == "v2"
             assert copy.get_wrapper_attr("_max_episode_steps") == spec.parameters["max_episode_steps"]
             goal = copy.get_wrapper_attr("goal_index")
@@ -95,7 +102,7 @@ def test_goals_come_from_the_50_and_follow_the_env_seed():
     assert len(set(first)) > 6, "episodes draw fresh goals"
     assert goal_sequence(5) == first
     assert goal_sequence(6) != first
-    assert len(goal_benchmark("reach-v3", 0).train_tasks) == 50
+    assert len(mt10_goals("reach-v3", 0)) == 50
 
 
 def test_copies_draw_different_goals():
@@ -178,7 +185,7 @@ def test_success_is_reported_without_terminating():
 
 def test_numpy_global_rng_is_untouched():
     before = np.random.get_state()
-    # window-close-v3 is not used elsewhere in this file, so its goal benchmark is built here.
+    mt10_benchmark.cache_clear()  # so that the goal sets are built here
     with MetaWorldVecEnv([MT10["window-close-v3"]], 1, seed=0) as env:
         random_rollout(env, 10)
     after = np.random.get_state()
@@ -192,3 +199,125 @@ def test_bad_action_shape_is_a_value_error(shape):
         env.reset()
         with pytest.raises(ValueError, match=r"actions must have shape \(1, 1, 4\)"):
             env.step(np.zeros(shape, dtype=np.float32))
+
+
+# -- the MT10 protocol against Meta-World's own benchmark --------------------------------------------
+# Meta-World's official MT10 vector env (`gym.make_vec("Meta-World/MT10")`, one env per task, goals
+# from `metaworld.MT10(seed)`) and its evaluation function are the reference. Building it takes
+# ~10 s (more on a loaded machine), so it is built once for these tests.
+PROTOCOL_HORIZON = 150  # short episodes, so that the scripted policy below fails some goals
+SCRIPT_SCALE = 0.5      # ... with its actions halved
+
+
+@pytest.fixture(scope="module")
+def official_mt10():
+    envs = gym.make_vec("Meta-World/MT10", seed=0, vector_strategy="sync", use_one_hot=True,
+                        max_episode_steps=PROTOCOL_HORIZON)
+    yield envs
+    envs.close()
+
+
+def rand_vecs(goals) -> np.ndarray:
+    return np.stack([pickle.loads(goal.data)["rand_vec"] for goal in goals])
+
+
+@pytest.mark.slow
+def test_goal_sets_are_metaworlds_mt10(official_mt10):
+    """Our goal set of every task equals the official MT10 env's, goal for goal, and a reset sets
+    one of them; ten single-task benchmarks (MT1) would give other goals for nine of the tasks."""
+    official = dict(zip((tasks[0].env_name for tasks in official_mt10.get_attr("tasks")),
+                        official_mt10.get_attr("tasks")))
+    assert list(official) == [spec.name for spec in mt10()]
+    differ_from_mt1 = 0
+    for spec in mt10():
+        ours = rand_vecs(mt10_goals(spec.name, 0))
+        np.testing.assert_array_equal(ours, rand_vecs(official[spec.name]), err_msg=spec.name)
+        assert len(np.unique(ours, axis=0)) == 50
+        differ_from_mt1 += not np.array_equal(ours, rand_vecs(metaworld.MT1(spec.name, seed=0).train_tasks))
+    assert differ_from_mt1 == 9
+    with MetaWorldVecEnv([MT10["pick-place-v3"]], 3, seed=4) as env:
+        env.reset()
+        for copy in env.runner.chunk.envs:
+            assert any(np.array_equal(copy.unwrapped._last_rand_vec, goal)
+                       for goal in rand_vecs(official["pick-place-v3"]))
+
+
+class ScriptedActor:
+    """Meta-World's scripted expert of each task, actions scaled by SCRIPT_SCALE: a deterministic
+    policy that succeeds on some goals and fails on others within PROTOCOL_HORIZON steps."""
+
+    stochastic = False
+
+    def __init__(self):
+        self.policies = [ENV_POLICY_MAP[spec.name]() for spec in mt10()]
+
+    def __call__(self, obs: torch.Tensor, noise=None) -> torch.Tensor:
+        """``[M, N, 49]`` (our task-major copies) → actions ``[M, N, 4]``."""
+        obs = obs.numpy()
+        return torch.as_tensor(np.array([[self.action(m, o) for o in copies] for m, copies in enumerate(obs)]))
+
+    def action(self, task: int, obs: np.ndarray) -> np.ndarray:
+        return (SCRIPT_SCALE * self.policies[task].get_action(obs[:39])).astype(np.float32)
+
+
+class ScriptedModel:
+    """The scripted actor as a :class:`~varshare.algos.agent.TrainedModel` for our evaluator."""
+
+    num_tasks = 10
+
+    def __init__(self):
+        self.actor = ScriptedActor()
+
+    def network_input(self, obs):
+        return obs
+
+    def greedy_actions(self, actor_outputs):
+        return actor_outputs.mean(dim=2)
+
+
+class ScriptedAgent:
+    """The same actor as a ``metaworld.evaluation.Agent`` (observations ``[10, 49]``, one env per task)."""
+
+    def __init__(self, actor: ScriptedActor):
+        self.actor = actor
+
+    def eval_action(self, obs):
+        return np.stack([self.actor.action(m, o) for m, o in enumerate(obs)])
+
+    def reset(self, env_mask):
+        pass
+
+
+def metaworld_success(official_mt10, agent: ScriptedAgent, env_seeds: list[int], episodes: int) -> dict[str, float]:
+    """``metaworld.evaluation`` with task ``m``'s env seeded ``env_seeds[m]`` (as our copies seed a reset)."""
+    for env, seed in zip(official_mt10.envs, env_seeds, strict=True):
+        env.unwrapped.seed(seed)
+    _, _, per_task, _ = metaworld_evaluation(agent, official_mt10, num_episodes=episodes)
+    return per_task
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Constant\\(s\\) may be too high")
+def test_our_evaluator_equals_metaworld_evaluation(official_mt10):
+    """Same scripted policy, goals and seeds: our evaluator's per-task success rates equal
+    ``metaworld.evaluation``'s — with one copy per task running the episodes back to back (Meta-World's
+    own layout) and with one episode on each of several copies (the same seeds, one
+    ``metaworld.evaluation`` call per copy). Meta-World ends an evaluation episode at success, we run
+    it to the time limit; the success rule (the flag fired at any step) makes the rates equal."""
+    specs = [with_horizon(spec, PROTOCOL_HORIZON) for spec in mt10()]
+    model, episodes, seed = ScriptedModel(), 3, 11
+    agent = ScriptedAgent(model.actor)
+    names = [spec.name for spec in specs]
+
+    back_to_back = evaluate(model, lambda n: MetaWorldVecEnv(specs, n, seed=seed), episodes, copies=1)
+    official = metaworld_success(official_mt10, agent, copy_seeds(seed, 10, 1), episodes)
+    ours = {name: float(np.mean(s)) for name, s in zip(names, back_to_back.successes)}
+    assert ours == official
+    assert 0 < np.mean(list(ours.values())) < 1, "the policy must fail some goals for the test to mean much"
+    assert all(len(s) == episodes for s in back_to_back.successes)
+
+    one_each = evaluate(model, lambda n: MetaWorldVecEnv(specs, n, seed=seed), episodes)
+    seeds = copy_seeds(seed, 10, episodes)  # copy n of task m: index m·episodes + n
+    per_copy = [metaworld_success(official_mt10, agent, seeds[n::episodes], 1) for n in range(episodes)]
+    official = {name: float(np.mean([rates[name] for rates in per_copy])) for name in names}
+    assert {name: float(np.mean(s)) for name, s in zip(names, one_each.successes)} == official

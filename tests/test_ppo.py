@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from varshare.algos.obs_norm import RunningObsNorm
 from varshare.algos.ppo import PPO, compute_gae
 from varshare.config import load_config
 from varshare.envs.base import MultiTaskVecEnv, RawStep
 from varshare.envs.specs import TaskSpec
+from varshare.eval.strategies import EvalPolicy
 from varshare.methods import make_method
 
 
@@ -144,3 +146,59 @@ def test_a_loaded_state_continues_exactly_as_the_original_agent(method):
     assert all(v == restored_stats[k] or (math.isnan(v) and math.isnan(restored_stats[k])) for k, v in stats.items())
     final = restored.model.state_dict()
     assert all(torch.equal(v, final[k]) for k, v in original.model.state_dict().items())
+
+
+# -- per-task observation normalisation (ppo.normalize_obs, MT10) -----------------------------------
+def test_running_obs_norm_equals_the_statistics_of_everything_seen():
+    """Batch-by-batch merges equal numpy's mean and population variance over all observations of a
+    task (plus gymnasium's 1e-4 prior count at mean 0, variance 1), per task; output clipped."""
+    rng = np.random.default_rng(0)
+    norm = RunningObsNorm(num_tasks=2, obs_dim=3, clip=2.0)
+    batches = [rng.normal([[[0.0]], [[5.0]]], [[[1.0]], [[3.0]]], size=(2, b, 3)) for b in (1, 7, 4, 30)]
+    for batch in batches:
+        norm.update(torch.as_tensor(batch, dtype=torch.float32))
+    seen = np.concatenate([b.astype(np.float32) for b in batches], axis=1).astype(np.float64)  # [2, 42, 3]
+    count = 1e-4 + seen.shape[1]
+    mean = seen.sum(axis=1) / count
+    var = (1e-4 * (1.0 + mean**2) + ((seen - mean[:, None]) ** 2).sum(axis=1)) / count
+    np.testing.assert_allclose(norm.count.numpy(), count)
+    np.testing.assert_allclose(norm.mean.numpy(), mean, rtol=1e-9)
+    np.testing.assert_allclose(norm.var.numpy(), var, rtol=1e-7)
+    x = torch.tensor([[[0.0, 100.0, -100.0]], [[5.0, 5.0, 5.0]]])
+    expected = np.clip((x.numpy().astype(np.float64) - mean[:, None]) / np.sqrt(var[:, None] + 1e-8), -2, 2)
+    np.testing.assert_allclose(norm(x).numpy(), expected, rtol=1e-6)
+    assert norm(x).dtype == torch.float32
+
+
+def test_normalised_rollout_stores_what_the_networks_saw_and_evaluation_uses_the_statistics():
+    config = tiny_config("varshare", ppo={"num_steps": 8, "num_minibatches": 2, "normalize_obs": True})
+    agent = PPO(config, make_method("varshare", config, 2, 0), ContextBandit(num_tasks=2, envs_per_task=3), seed=0)
+    seen = [agent.next_obs.clone()]
+    env_step = agent.env.step
+
+    def recording_step(actions):
+        step = env_step(actions)
+        seen.append(torch.as_tensor(step.obs))
+        return step
+
+    agent.env.step = recording_step
+    rollout = agent.collect_rollout()
+    raw = torch.stack(seen[:8], dim=1).double()  # [M, T, N, D]: the observations the agent acted on
+    norm = agent.model.obs_norm
+    np.testing.assert_allclose(norm.count.numpy(), 1e-4 + 8 * 3)
+    np.testing.assert_allclose(norm.mean.numpy(), (raw.sum(dim=(1, 2)) / (1e-4 + 24)).numpy(), rtol=1e-9)
+    torch.testing.assert_close(rollout.obs[:, -1], norm(seen[7]))  # the last step saw the final statistics
+    assert not torch.equal(rollout.obs[:, 0], norm(seen[0]))        # the first step saw earlier ones
+    state = agent.model.state_dict()
+    assert {"obs_norm.mean", "obs_norm.var", "obs_norm.count"} <= set(state)
+    obs = seen[-1]
+    greedy = agent.model.greedy_actions(agent.model.actor(norm(obs), None).unsqueeze(2))
+    assert torch.equal(EvalPolicy(agent.model, "mean", 3).act(obs), greedy)
+
+
+def test_without_normalisation_the_networks_see_raw_observations():
+    config = tiny_config("hard_sharing")
+    agent = PPO(config, make_method("hard_sharing", config, 2, 0), ContextBandit(num_tasks=2, envs_per_task=3), seed=0)
+    assert agent.model.obs_norm is None
+    first = agent.next_obs.clone()
+    assert torch.equal(agent.collect_rollout().obs[:, 0], first)

@@ -126,6 +126,24 @@ class EvalConfig(Section):
         ),
     )
 
+    sample_strategies: list[str] = Field(
+        ["sample-1", "sample-5"],
+        description=(
+            "Sampled-weight evaluation strategies logged next to the mean weights for stochastic-weight "
+            "models ('sample-K', K >= 1; Fig. 3). Each costs a full evaluation, sample-K materialises K "
+            "weights per copy: MT10's 3×400 networks log none."
+        ),
+    )
+
+    @field_validator("sample_strategies")
+    @classmethod
+    def _known_strategies(cls, value: list[str]) -> list[str]:
+        for strategy in value:
+            if not re.fullmatch(r"sample-[1-9][0-9]*", strategy):
+                raise ValueError(f"{strategy!r} is not a sample strategy; use 'sample-K' with K >= 1, "
+                                 f"e.g. ['sample-1', 'sample-5'], or [] for none")
+        return _unique(value)
+
     @model_validator(mode="after")
     def _copies_divide_episodes(self) -> EvalConfig:
         if self.envs_per_task is not None and self.episodes % self.envs_per_task:

@@ -53,7 +53,7 @@ from varshare.algos import agent_class
 from varshare.config import ExperimentConfig
 from varshare.envs import TaskSpec, make_vec_env, specs_hash, specs_to_json
 from varshare.eval.evaluate import evaluate, mean_or_nan
-from varshare.eval.strategies import SAMPLE_STRATEGIES, metric_suffix
+from varshare.eval.strategies import metric_suffix
 from varshare.io import atomic_output, atomic_write_text
 from varshare.methods import make_method
 from varshare.run_io import MetricsTable, versions_manifest
@@ -139,24 +139,25 @@ class Run:
     def evaluate(self) -> float:
         """Evaluate the deterministic mean-weight policy; record and save the metrics.
 
-        Stochastic-weight models are also evaluated with the sample-1 and sample-5 strategies
-        (:mod:`varshare.eval.strategies`) on the same env seed, logged as ``eval_return_sample1``,
-        ``eval_length_sample1``, ``eval_success_sample1`` per task and ``eval_return_mean_sample1``
-        for ``all`` (likewise ``_sample5``); the weight draws are seeded from the run's seed and the
+        Stochastic-weight models are also evaluated with ``eval.sample_strategies`` (by default
+        sample-1 and sample-5, :mod:`varshare.eval.strategies`) on the same env seed, logged as ``eval_return_sample1``,
+        ``eval_length_sample1``, ``eval_success_sample1`` per task and ``eval_return_mean_sample1``,
+        ``eval_success_mean_sample1`` (the mean over tasks: Meta-World's score) for ``all``
+        (likewise ``_sample5``); the weight draws are seeded from the run's seed and the
         evaluation's index, so reruns and resumed runs log the same numbers. Returns the mean
         strategy's mean return over tasks."""
         agent, specs = self.agent, self.specs
         index = len(self.evaluations)
         eval_seed = derived_seed(self.seed, 1, index)
-        strategies = ["mean"] + (list(SAMPLE_STRATEGIES) if agent.model.actor.stochastic else [])
+        strategies = ["mean"] + (list(self.config.eval.sample_strategies) if agent.model.actor.stochastic else [])
         results = {
             strategy: evaluate(agent.model, lambda n: make_vec_env(specs, n, seed=eval_seed, mode=self.env_mode),
                                self.config.eval.episodes, device=self.device, strategy=strategy,
-                               seed=derived_seed(self.seed, 3, index))
+                               seed=derived_seed(self.seed, 3, index), copies=self.config.eval.envs_per_task)
             for strategy in strategies
         }
         self.evaluations.append(agent.steps_per_task)
-        mean_returns = {}
+        mean_returns, mean_success = {}, {}
         for strategy, episodes in results.items():
             suffix = metric_suffix(strategy)
             for m, spec in enumerate(specs):
@@ -166,11 +167,15 @@ class Run:
                     f"eval_success{suffix}": mean_or_nan(episodes.successes[m]),
                 })
             mean_returns[strategy] = float(np.mean([mean_or_nan(r) for r in episodes.returns]))
-            self.metrics.add("all", agent.steps_per_task, f"eval_return_mean{suffix}", mean_returns[strategy])
+            mean_success[strategy] = float(np.mean([mean_or_nan(r) for r in episodes.successes]))
+            self.metrics.add_many("all", agent.steps_per_task, {
+                f"eval_return_mean{suffix}": mean_returns[strategy],
+                f"eval_success_mean{suffix}": mean_success[strategy],
+            })
         self.metrics.save(self.out / "metrics.csv")
         others = "".join(f", {s} {r:.1f}" for s, r in mean_returns.items() if s != "mean")
         self.log(f"[{self.name}] eval @ {agent.steps_per_task} steps/task: "
-                 f"mean return {mean_returns['mean']:.1f}{others}")
+                 f"mean return {mean_returns['mean']:.1f}{others}; mean success {mean_success['mean']:.2f}")
         return mean_returns["mean"]
 
     def record_task_diagnostics(self) -> None:

@@ -66,6 +66,10 @@ class TrainedModel(Protocol):
         """The deterministic policy: actor outputs of ``K`` weight draws per copy ``[M, N, K, out]``
         → greedy actions on the average of their action distributions (:data:`GreedyReadout`)."""
 
+    def network_input(self, obs: Tensor) -> Tensor:
+        """What the networks see for env observations ``[M, N, obs_dim]`` (e.g. normalised by
+        statistics the model carries; the identity for most models)."""
+
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...

@@ -18,6 +18,9 @@ Read top to bottom like CleanRL's ``ppo.py``; the differences are the task axis 
 * Losses are per task (mean over the task's examples) and summed over tasks; advantages are
   normalised per task within each minibatch. Truncated episodes are bootstrapped by adding
   ``γ·V(final_obs)`` to the last reward; terminated ones are not.
+* With ``ppo.normalize_obs`` every new observation first updates the per-task running statistics
+  (:mod:`varshare.algos.obs_norm`), and the networks see it normalised with the statistics of
+  that moment; the rollout stores what the networks saw (CleanRL's ``NormalizeObservation``).
 * Per-task gradients of shared parameters come from one backward pass
   (:mod:`varshare.algos.per_task_gradients`).
 * Frozen parameters (``requires_grad`` False, e.g. θ in leave-one-out residual adaptation) are left
@@ -37,6 +40,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from varshare.algos.agent import EpisodeLog, NonFiniteLossError
+from varshare.algos.obs_norm import RunningObsNorm
 from varshare.algos.per_task_gradients import apply_combined_gradients, task_replicas
 from varshare.config import ExperimentConfig, NetworkConfig
 from varshare.envs.base import MultiTaskVecEnv
@@ -105,9 +109,11 @@ class ActorCritic(nn.Module):
         action_dim: number of discrete actions, or the continuous action size.
         discrete: whether actions are discrete.
         network: hidden sizes and activation of both networks.
+        obs_norm: per-task observation normaliser (None: the networks see raw observations).
     """
 
-    def __init__(self, method: Method, obs_dim: int, action_dim: int, discrete: bool, network: NetworkConfig):
+    def __init__(self, method: Method, obs_dim: int, action_dim: int, discrete: bool, network: NetworkConfig,
+                 obs_norm: RunningObsNorm | None = None):
         super().__init__()
         self.num_tasks = method.num_tasks
         self.discrete = discrete
@@ -115,6 +121,12 @@ class ActorCritic(nn.Module):
         self.actor = method.build_network(obs_dim, action_dim, hidden, activation, head_gain=0.01)
         self.critic = method.build_network(obs_dim, 1, hidden, activation, head_gain=1.0)
         self.log_std = None if discrete else nn.Parameter(torch.zeros(self.num_tasks, action_dim))
+        self.obs_norm = obs_norm
+
+    def network_input(self, obs: Tensor) -> Tensor:
+        """Env observations ``[M, N, obs_dim]`` → network input: normalised by the running per-task
+        statistics (``ppo.normalize_obs``), else unchanged."""
+        return obs if self.obs_norm is None else self.obs_norm(obs)
 
     def networks(self) -> dict[str, MultiTaskMLP]:
         return {"actor": self.actor, "critic": self.critic}
@@ -145,7 +157,8 @@ class ActorCritic(nn.Module):
 class Rollout:
     """One rollout of ``T`` steps of ``N`` copies of ``M`` tasks; arrays ``[M, T, N, ...]``.
 
-    ``logprobs`` and ``values`` are the behaviour policy's; ``rewards`` already include the
+    ``obs`` are the network inputs (normalised if the model normalises); ``logprobs`` and
+    ``values`` are the behaviour policy's; ``rewards`` already include the
     ``γ·V(final_obs)`` bootstrap of truncated episodes; ``episode_ended`` is 1 where an episode
     ended with that transition. ``noise`` is the weight sample that acted, with per-example parts
     for the ``T·N`` transitions in flattened order ``t·N + n`` (None: mean weights or a
@@ -254,7 +267,9 @@ class PPO:
         """The actor-critic for ``env``'s spaces with the method's layout."""
         space = env.single_action_space
         action_dim = space.n if env.is_discrete else space.shape[0]
-        return ActorCritic(method, env.obs_dim, int(action_dim), env.is_discrete, config.network)
+        obs_norm = (RunningObsNorm(method.num_tasks, env.obs_dim, config.ppo.obs_clip)
+                    if config.ppo.normalize_obs else None)
+        return ActorCritic(method, env.obs_dim, int(action_dim), env.is_discrete, config.network, obs_norm)
 
     # ----------------------------------------------------------------------------------------
     # rollout
@@ -273,9 +288,12 @@ class PPO:
         with torch.no_grad():
             for t in range(T):
                 step_noise = slice_examples(noise, t * N, (t + 1) * N)
-                output = model(self.next_obs, step_noise)
+                if model.obs_norm is not None:
+                    model.obs_norm.update(self.next_obs)
+                x = model.network_input(self.next_obs)
+                output = model(x, step_noise)
                 action = sample_actions(output, self.generator)
-                obs[:, t] = self.next_obs
+                obs[:, t] = x
                 actions[:, t] = action
                 logprobs[:, t] = output.log_prob(action)
                 values[:, t] = output.value
@@ -284,13 +302,13 @@ class PPO:
                 reward = self._tensor(step.reward)
                 bootstrap = step.truncated & ~step.terminated
                 if bootstrap.any():
-                    final_value = model(self._tensor(step.final_obs), step_noise).value
+                    final_value = model(model.network_input(self._tensor(step.final_obs)), step_noise).value
                     reward = reward + gamma * final_value * self._tensor(bootstrap)
                 rewards[:, t] = reward
                 ended[:, t] = self._tensor(step.done)
                 self.next_obs = self._tensor(step.obs)
                 self.episodes.record(step, step.done)
-            next_value = model(self.next_obs, slice_examples(noise, T * N, (T + 1) * N)).value
+            next_value = model(model.network_input(self.next_obs), slice_examples(noise, T * N, (T + 1) * N)).value
 
         self.steps_per_task += T * N
         # the transitions' noise, contiguous: the update gathers it in a new order every epoch

@@ -213,6 +213,10 @@ class SACModel(nn.Module):
         out = critic(x, noise) if params is None else functional_call(critic, params, (x, noise))
         return out if self.discrete else out.squeeze(-1)
 
+    def network_input(self, obs: Tensor) -> Tensor:
+        """The networks see raw observations."""
+        return obs
+
     def greedy_actions(self, actor_outputs: Tensor) -> Tensor:
         """``[M, N, K, out]`` → argmax of the mean softmax (discrete) or the mean over the ``K``
         draws of each draw's mode ``bias + scale · tanh(mean)`` (continuous)."""

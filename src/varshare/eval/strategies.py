@@ -12,9 +12,10 @@
 =============  =================================================================================
 
 ``sample-K`` is accepted for any ``K >= 1``. The policy is always greedy (argmax / mean action);
-only the weights differ. :func:`varshare.eval.evaluate.evaluate` runs exactly one episode on each
-evaluation copy, so one draw per copy, made when the :class:`EvalPolicy` is built, *is* one draw
-per episode. The draws come from the actor's own
+only the weights differ. The draws for every copy are made when the :class:`EvalPolicy` is built;
+a copy that runs episodes back to back (:func:`varshare.eval.evaluate.evaluate` with fewer copies
+than episodes) gets fresh draws at each new episode (:meth:`EvalPolicy.redraw`), so there is
+always one draw (or K) per episode. The draws come from the actor's own
 :meth:`~varshare.nn.MultiTaskMLP.draw_weight_samples`: every stochastic layer gives each example its
 own full weight sample in one batched pass — whatever estimator it trains with.
 
@@ -35,11 +36,10 @@ import torch
 from torch import Tensor
 
 from varshare.algos.agent import TrainedModel
+from varshare.nn.noise import where_examples
 
 #: the strategies training logs (``mean`` first)
 STRATEGIES: tuple[str, ...] = ("mean", "sample-1", "sample-5")
-#: the sample strategies training logs next to the mean strategy, for stochastic-weight models
-SAMPLE_STRATEGIES: tuple[str, ...] = ("sample-1", "sample-5")
 
 
 def parse_strategy(strategy: str) -> int:
@@ -68,8 +68,8 @@ def strategy_generator(seed: int, draws: int, device) -> torch.Generator:
 class EvalPolicy:
     """The greedy evaluation policy of ``model`` under ``strategy`` for ``copies`` copies per task.
 
-    The weights of the sample strategies are drawn once, here: one (or K) draws per copy, held
-    until the policy is discarded — one episode per copy in :func:`varshare.eval.evaluate.evaluate`.
+    The weights of the sample strategies are drawn here, one (or K) draws per copy, and held
+    until :meth:`redraw` replaces a copy's draws when it starts another episode.
 
     Args:
         model: the trained networks (its actor acts; its ``greedy_actions`` reads the outputs).
@@ -86,13 +86,22 @@ class EvalPolicy:
         self.copies = copies
         self.noise = None
         if self.draws > 0 and model.actor.stochastic:
-            generator = strategy_generator(seed, self.draws, torch.device(device))
+            self.generator = strategy_generator(seed, self.draws, torch.device(device))
             # example n·K + k of a task is copy n's k-th draw
-            self.noise = model.actor.draw_weight_samples(copies * self.draws, generator)
+            self.noise = model.actor.draw_weight_samples(copies * self.draws, self.generator)
+
+    def redraw(self, copies: Tensor) -> None:
+        """Fresh weight draws for the copies where ``copies`` (``[M, N]`` bool) is set (they start
+        a new episode); the others keep theirs. Nothing to do for the mean weights."""
+        if self.noise is None or not bool(copies.any()):
+            return
+        fresh = self.model.actor.draw_weight_samples(self.copies * self.draws, self.generator)
+        self.noise = where_examples(copies.repeat_interleave(self.draws, dim=1), fresh, self.noise)
 
     @torch.no_grad()
     def act(self, obs: Tensor) -> Tensor:
         """Greedy actions ``[M, N]`` (discrete) or ``[M, N, act_dim]`` for ``obs`` ``[M, N, obs_dim]``."""
+        obs = self.model.network_input(obs)
         if self.noise is None:  # mean weights (and every strategy of a deterministic model)
             return self.model.greedy_actions(self.model.actor(obs, None).unsqueeze(2))
         M, N, K = obs.shape[0], obs.shape[1], self.draws

@@ -222,6 +222,27 @@ def map_examples(noise, fn: ExampleFunction):
     return None if noise is None else noise.map_examples(fn)
 
 
+def where_examples(mask: Tensor, new, old):
+    """Per example, ``new``'s noise where ``mask`` (``[M, B]`` bool) is set, else ``old``'s.
+
+    Both must have the same structure and only per-example fields (the full per-example draws of
+    :meth:`~varshare.nn.MultiTaskMLP.draw_weight_samples`): a per-task draw cannot be mixed per
+    example."""
+    if new is None or old is None:
+        return None
+    if isinstance(old, NetworkNoise):
+        return NetworkNoise(tuple(where_examples(mask, a, b) for a, b in zip(new.layers, old.layers, strict=True)))
+    per_task = [f.name for f in dataclasses.fields(old) if f.name not in old.example_fields]
+    if per_task:
+        raise ValueError(f"{type(old).__name__} has per-task fields {per_task}; cannot mix it per example")
+
+    def pick(name: str) -> Tensor:
+        a, b = getattr(new, name), getattr(old, name)
+        return torch.where(mask.view(*mask.shape, *(1,) * (a.dim() - 2)), a, b)
+
+    return dataclasses.replace(old, **{name: pick(name) for name in old.example_fields})
+
+
 def select_examples(noise, index: Tensor):
     """``noise`` (as :func:`map_examples` takes it) with examples ``index`` (``[b]``) only."""
     return map_examples(noise, lambda t: t.index_select(1, index))
