@@ -370,15 +370,22 @@ def test_sac_pretrained_runs_adapt_under_every_regime_and_residual_freezes_theta
 
 # --- the pipeline ---------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_smoke_dag_builds_the_loo_figure_into_figures_all(tmp_path):
+def test_smoke_dag_builds_the_loo_figure_of_every_suite_into_figures_all(tmp_path):
     copy_checkout(tmp_path)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "figures/all",
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "figures/all",
                              "--configfile", "configs/smoke.yaml"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     all_rule = result.stdout[result.stdout.index("rule study_manifest:"):]
     all_inputs = all_rule[all_rule.index("input:"):].splitlines()[0]
-    assert "figures/loo_cartpole10_ppo.png" in all_inputs  # one figure per suite and algorithm
-    assert "data/results/cartpole10/loo/loo_summary.csv" in all_inputs
-    for stage in ("pretrain", "scratch", "full", "residual"):
-        assert f"data/runs/cartpole10/loo/ppo/varshare/moon/seed0/{stage}/done.json" in result.stdout
+    # one figure per suite and algorithm: PPO varshare on CartPole-10 and LunarLander-20, SAC
+    # hard_sharing on MT10 (the suite's own algorithm and method)
+    for suite, algo, method, holdout in (("cartpole10", "ppo", "varshare", "moon"),
+                                         ("lunarlander20", "ppo", "varshare", "earth-windy"),
+                                         ("mt10", "sac", "hard_sharing", "reach-v3")):
+        assert f"figures/loo_{suite}_{algo}.png" in all_inputs
+        assert f"data/results/{suite}/loo/loo_summary.csv" in all_inputs
+        for stage in ("pretrain", "scratch", "full", "residual"):
+            assert f"data/runs/{suite}/loo/{algo}/{method}/{holdout}/seed0/{stage}/done.json" in result.stdout
+    assert "varshare loo-aggregate --suite mt10 --metric success --threshold 0.9" in result.stdout
+    assert "varshare loo-aggregate --suite lunarlander20 --metric return --threshold 200" in result.stdout

@@ -1,19 +1,26 @@
 """The Snakemake workflow as users run it: presets, load-time validation, `figures/all` end to end.
 
-Every test here starts Snakemake (2-3 s per parse of the Snakefile, far more for the paper preset's
-1,586-job DAG): all but one representative of each kind are marked `slow`; the schema checks they
-exercise run in-process in tests/test_config.py (preset section) for the fast tier."""
+Every test here but the in-process preset checks starts Snakemake (2-3 s per parse of the Snakefile,
+far more for the paper preset's 2,675-job DAG): all but one representative of each kind are marked
+`slow`; the schema checks they exercise run in-process (tests/test_config.py, preset section, and
+the preset checks below) for the fast tier."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 from helpers import copy_checkout
+
+from varshare.config import ConfigError
+from varshare.pipeline_config import job_resources, load_pipeline_config, loo_suites, plan_seeds, training_plan
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
@@ -32,32 +39,125 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
                           cwd=workdir, env=env, capture_output=True, text=True)
 
 
+def shipped_preset(name: str, **changes):
+    """configs/<name>.yaml, validated in-process (no Snakemake), with top-level keys replaced."""
+    return load_pipeline_config({**yaml.safe_load((REPO / "configs" / f"{name}.yaml").read_text()), **changes},
+                                REPO)[0]
+
+
+def test_shipped_presets_validate_with_mt10_plans_and_leave_one_out_on_every_suite():
+    smoke, default, paper, mt10 = (shipped_preset(name) for name in ("smoke", "default", "paper", "mt10"))
+    assert smoke.suites == paper.suites == ["cartpole10", "lunarlander20", "mt10"] and mt10.suites == ["mt10"]
+    assert "mt10" not in default.suites  # a GPU study: left out of the laptop-to-workstation default
+    # MT10's plans: their own methods and (paper) seeds; the other suites the preset's 5 seeds
+    assert training_plan(smoke)["mt10", "sac"] == ["hard_sharing", "varshare"]
+    assert training_plan(paper)["mt10", "sac"] == training_plan(paper)["mt10", "ppo"] == [
+        "independent", "hard_sharing", "contextual", "l2_soft", "pcgrad", "cagrad", "varshare",
+        "varshare_reptile", "varshare_trust_region", "varshare_horseshoe"]
+    assert plan_seeds(paper, "mt10", "sac") == list(range(10)) and plan_seeds(paper, "cartpole10", "sac") == [0, 1, 2, 3, 4]
+    for preset in (paper, mt10):
+        for family, gpu in (("train", 1), ("loo", int(preset is paper)), ("prune", 0)):
+            assert all(job_resources(preset, family, "mt10", algo).gpu == gpu for algo in ("ppo", "sac")), family
+    assert all(job_resources(paper, "train", suite, algo).gpu == 0 for suite in ("cartpole10", "lunarlander20")
+               for algo in ("ppo", "sac"))
+    # leave-one-out: each suite's score, threshold, algorithms, methods and seeds
+    plans = {name: {suite: (plan.metric, plan.threshold, plan.algos, plan.methods, len(plan.seeds))
+                    for suite, plan in loo_suites(preset).items()}
+             for name, preset in (("smoke", smoke), ("default", default), ("paper", paper), ("mt10", mt10))}
+    assert plans["smoke"] == {"cartpole10": ("return", 475, ["ppo"], ["varshare"], 1),
+                              "lunarlander20": ("return", 200, ["ppo"], ["varshare"], 1),
+                              "mt10": ("success", 0.9, ["sac"], ["hard_sharing"], 1)}
+    assert plans["default"] == {"cartpole10": ("return", 475, ["ppo"], ["varshare", "hard_sharing"], 2),
+                                "lunarlander20": ("return", 200, ["ppo"], ["varshare", "hard_sharing"], 2)}
+    assert plans["paper"]["mt10"] == ("success", 0.9, ["sac"], ["hard_sharing", "varshare"], 3)
+    assert plans["paper"]["lunarlander20"][:3] == ("return", 200, ["ppo"]) and plans["mt10"] == {}
+    # a narrower `suites` leaves the other suites' leave-one-out out, as their experiments
+    assert list(loo_suites(shipped_preset("smoke", suites=["cartpole10"]))) == ["cartpole10"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"metric": "succes"}, "loo.suites.mt10.metric: got 'succes'; must be one of 'return', 'success'"),
+    ({"threshold": 90}, "loo.suites.mt10.threshold: got 90; with metric 'success' it must be a success rate in [0, 1]"),
+    ({"algos": ["ppo", "a2c"]}, "loo.suites.mt10.algos[1]: got 'a2c'; must be one of 'ppo', 'sac'"),
+    ({"seeds": []}, "loo.suites.mt10.seeds: got []; must be a non-empty list"),
+])
+def test_a_bad_leave_one_out_suite_plan_names_its_key_and_the_allowed_values(change, message):
+    data = yaml.safe_load((REPO / "configs/smoke.yaml").read_text())
+    data["loo"]["suites"]["mt10"].update(change)
+    with pytest.raises(ConfigError) as info:
+        load_pipeline_config(data, REPO)
+    assert message in str(info.value)
+
+
+def test_a_plan_s_seeds_are_validated_and_reach_its_experiment_config():
+    data = yaml.safe_load((REPO / "configs/smoke.yaml").read_text())
+    data["experiments"]["mt10"]["sac"]["seeds"] = [3, 3]
+    with pytest.raises(ConfigError, match=r"experiments.mt10.sac.seeds: got \[3, 3\]; .*\(duplicates: \[3\]\)"):
+        load_pipeline_config(data, REPO)
+    data["experiments"]["mt10"]["sac"]["seeds"] = [3, 4]
+    preset, experiments = load_pipeline_config(data, REPO)
+    assert plan_seeds(preset, "mt10", "sac") == [3, 4] == experiments["mt10", "sac"].seeds
+    assert experiments["mt10", "ppo"].seeds == [0] == preset.seeds
+
+
 def job_counts(output: str) -> dict[str, int]:
     table = output[output.index("Job stats:"):]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
+# Jobs per rule of each shipped preset's `figures/all`, from its plans (suites × algorithms × methods
+# × seeds; MT10 with its own methods and seeds).
+PLANNED = {
+    # CartPole-10 and LunarLander-20: PPO 16 methods, SAC 7, one seed; MT10: PPO hard_sharing, SAC
+    # hard_sharing and varshare. Leave-one-out: one held-out task per suite, one method, one seed.
+    "smoke": dict(train=2 * (16 + 7) + (1 + 2), envs=3, aggregate=3, experiment_config=6, figure_methods=4,
+                  figure_fig4_variants=1, figure_fig5_top_variants=1, figure_fig3_strategies=2,
+                  figure_sharing_map=2, figure_pruning=2, prune=2 + 3, figure_ppo_vs_sac=1, figure_mt10=1,
+                  loo_pretrain=3, loo_adapt=3 * 3, loo_aggregate=3, loo_figure=3),
+    # two suites, PPO 16 methods, SAC hard_sharing and varshare, 3 seeds; no MT10. Leave-one-out:
+    # (CartPole 2 + LunarLander 1 held-out tasks) × 2 methods × 2 seeds
+    "default": dict(train=2 * (16 + 2) * 3, envs=2, aggregate=2, experiment_config=4, figure_methods=4,
+                    figure_fig4_variants=1, figure_fig5_top_variants=1, figure_fig3_strategies=2,
+                    figure_sharing_map=2, figure_pruning=2, prune=2 * 2 * 3, figure_ppo_vs_sac=1,
+                    loo_pretrain=(2 + 1) * 2 * 2, loo_adapt=3 * (2 + 1) * 2 * 2, loo_aggregate=2, loo_figure=2),
+    # 16 methods × 2 algorithms × 5 seeds on two suites; MT10: 10 methods × 2 algorithms × 10 seeds.
+    # Leave-one-out: CartPole 10 and LunarLander 4 held-out tasks × 7 methods × 5 seeds (PPO), MT10
+    # 5 × 2 methods × 3 seeds (SAC)
+    "paper": dict(train=2 * 16 * 2 * 5 + 10 * 2 * 10, envs=3, aggregate=3, experiment_config=6, figure_methods=4,
+                  figure_fig4_variants=2, figure_fig5_top_variants=2, figure_fig3_strategies=2,
+                  figure_sharing_map=2, figure_pruning=2, prune=2 * 2 * 5 + 2 * 10, figure_ppo_vs_sac=1,
+                  figure_mt10=1, loo_pretrain=(10 + 4) * 7 * 5 + 5 * 2 * 3,
+                  loo_adapt=3 * ((10 + 4) * 7 * 5 + 5 * 2 * 3), loo_aggregate=3, loo_figure=3),
+    # MT10 alone: 3 methods × 2 algorithms × 3 seeds; varshare's portfolio figures; no leave-one-out
+    "mt10": dict(train=3 * 2 * 3, envs=1, aggregate=1, experiment_config=2, figure_fig3_strategies=2,
+                 figure_sharing_map=2, figure_pruning=2, prune=2 * 3, figure_mt10=1),
+}
+LOO_FIGURES = {"smoke": ["loo_cartpole10_ppo", "loo_lunarlander20_ppo", "loo_mt10_sac"],
+               "default": ["loo_cartpole10_ppo", "loo_lunarlander20_ppo"],
+               "paper": ["loo_cartpole10_ppo", "loo_lunarlander20_ppo", "loo_mt10_sac"], "mt10": []}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("preset, seeds, sac_methods, loo_pretrain", [
-    ("smoke", 1, 7, 1 * 1 * 1),  # SAC: the seven compared methods; leave-one-out: methods × held-out tasks × seeds
-    ("default", 3, 2, 2 * 2 * 2),  # SAC: hard_sharing, varshare
-    ("paper", 5, 16, 7 * 10 * 5),  # SAC: every method and variant
-])
-def test_presets_plan_training_jobs_per_suite_algo_method_and_seed(workdir, preset, seeds, sac_methods, loo_pretrain):
-    result = snakemake(workdir, "-n", "figures/all", "--configfile", f"configs/{preset}.yaml")
+@pytest.mark.parametrize("preset", list(PLANNED))
+def test_presets_plan_jobs_per_suite_algo_method_and_seed(workdir, preset):
+    result = snakemake(workdir, "-n", "-p", "figures/all", "--configfile", f"configs/{preset}.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert counts["train"] == 2 * (7 + 9 + sac_methods) * seeds  # suites × (PPO: 7 methods + 9 more variants; SAC)
-    assert counts["envs"] == counts["aggregate"] == 2
-    assert counts["experiment_config"] == counts["figure_methods"] == 2 * 2  # one per suite and algo
-    # SAC's Fig. 4 / Fig. 5 only where it trains the variants; Fig. 3, sharing map, pruning: varshare
-    variants = 2 if sac_methods == 16 else 1
-    assert counts["figure_fig4_variants"] == counts["figure_fig5_top_variants"] == variants
-    assert counts["figure_fig3_strategies"] == counts["figure_sharing_map"] == counts["figure_pruning"] == 2
-    assert counts["prune"] == 2 * 2 * seeds and counts["figure_ppo_vs_sac"] == 1
-    assert counts["loo_pretrain"] == loo_pretrain and counts["loo_adapt"] == 3 * loo_pretrain  # 3 regimes
-    assert counts["loo_aggregate"] == counts["loo_figure"] == 1  # CartPole-10 only
+    assert {rule: n for rule, n in counts.items() if rule not in ("total", "study_manifest")} == PLANNED[preset]
     assert counts["study_manifest"] == 1 and "all" not in counts  # the explicit target needs no rule all
+    jobs = dry_run_jobs(result.stdout)
+    (manifest,) = [job for job in jobs if job["rule"] == "study_manifest"]
+    built = manifest["input"].split(", ")
+    assert [p for p in built if p.startswith("figures/loo_") and p.endswith(".png")] == \
+        [f"figures/{name}.png" for name in LOO_FIGURES[preset]]
+    assert ("figures/fig7_mt10.png" in built) == ("figure_mt10" in PLANNED[preset])
+    # leave-one-out on every suite it names: the suite's algorithm and metric
+    loo = {re.search(r"suite=(\w+)", job["wildcards"]).group(1): job for job in jobs if job["rule"] == "loo_aggregate"}
+    assert sorted(loo) == sorted(name.split("_")[1] for name in LOO_FIGURES[preset])
+    for suite, job in loo.items():
+        assert ("--metric success --threshold 0.9" if suite == "mt10" else "--metric return") in job["shell"]
+    assert all("--algo sac" in job["shell"] for job in jobs if job["rule"] == "loo_pretrain"
+               and "suite=mt10" in job["wildcards"])
 
 
 @pytest.mark.slow
@@ -83,30 +183,40 @@ def dry_run_jobs(output: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_paper_preset_asks_gpus_only_where_an_override_says(workdir):
+def test_paper_preset_asks_a_gpu_for_mt10_training_and_leave_one_out_only(workdir):
     result = snakemake(workdir, "-n", "-p", "figures/all", "--configfile", "configs/paper.yaml")
     assert result.returncode == 0, result.stderr
     jobs = dry_run_jobs(result.stdout)
     assert len(jobs) == job_counts(result.stdout)["total"]
-    assert not [job for job in jobs if "gpu=1" in job.get("resources", "")]  # CartPole, LunarLander: CPU
-    training = [job for job in jobs if job["rule"] in ("train", "loo_pretrain", "loo_adapt")]
-    assert training and all("--set device=cpu" in job["shell"] for job in training)
-    assert all("--algo ppo" in job["shell"] for job in jobs if job["rule"] == "loo_pretrain")
+    gpu = [job for job in jobs if "gpu=1" in job.get("resources", "")]
+    # MT10's training and leave-one-out jobs, each with one GPU and device auto; CartPole, LunarLander
+    # and MT10's pruning (re-evaluations) on CPU
+    assert {job["rule"] for job in gpu} == {"train", "loo_pretrain", "loo_adapt"}
+    assert all("suite=mt10" in job["wildcards"] and "--set device=auto" in job["shell"] for job in gpu)
+    assert len([job for job in gpu if job["rule"] == "train"]) == 10 * 2 * 10  # methods × algos × seeds
+    assert {re.search(r"seed=(\d+)", job["wildcards"]).group(1) for job in gpu if job["rule"] == "train"} == \
+        {str(seed) for seed in range(10)}  # MT10's own 10 seeds
+    training = [job for job in jobs if job["rule"] in ("train", "loo_pretrain", "loo_adapt") and job not in gpu]
+    assert training and all("--set device=cpu" in job["shell"] and "suite=mt10" not in job["wildcards"]
+                            for job in training)
     assert {re.search(r"--algo (\w+)", job["shell"]).group(1) for job in jobs if job["rule"] == "train"} == {"ppo", "sac"}
-    # wall time per suite, and per suite/algo for SAC
+    # wall time per suite, and per suite/algo for SAC and MT10's PPO
     runtimes = {(re.search(r"suite=(\w+), algo=(\w+)", job["wildcards"]).groups(),
                  re.search(r"runtime=(\d+),", job["resources"]).group(1)) for job in jobs if job["rule"] == "train"}
     assert runtimes == {(("cartpole10", "ppo"), "60"), (("lunarlander20", "ppo"), "240"),
-                        (("cartpole10", "sac"), "240"), (("lunarlander20", "sac"), "720")}
+                        (("cartpole10", "sac"), "240"), (("lunarlander20", "sac"), "720"),
+                        (("mt10", "ppo"), "480"), (("mt10", "sac"), "1440")}
 
-    # an override keyed by suite/algo: a GPU for CartPole-10's PPO training jobs only
+    # an override keyed by suite/algo: a GPU for CartPole-10's PPO training jobs too
     result = snakemake(workdir, "-n", "-p", "figures/all", "--configfile", "configs/paper.yaml",
                        "--config", "resources={train: {overrides: {cartpole10/ppo: {gpu: 1}}}}", "loo={methods: []}")
     assert result.returncode == 0, result.stderr
     jobs = dry_run_jobs(result.stdout)
     gpu = [job for job in jobs if "gpu=1" in job.get("resources", "")]
-    assert {job["rule"] for job in gpu} == {"train"} and len(gpu) == 16 * 5
-    assert all("suite=cartpole10" in job["wildcards"] and "--set device=auto" in job["shell"] for job in gpu)
+    assert {job["rule"] for job in gpu} == {"train"} and len(gpu) == 16 * 5 + 10 * 2 * 10
+    assert {re.search(r"suite=(\w+), algo=(\w+)", job["wildcards"]).groups() for job in gpu} == {
+        ("cartpole10", "ppo"), ("mt10", "ppo"), ("mt10", "sac")}
+    assert all("--set device=auto" in job["shell"] for job in gpu)
     assert all("--set device=cpu" in job["shell"] for job in jobs if job["rule"] == "train" and job not in gpu)
 
 
@@ -114,14 +224,14 @@ def test_no_target_builds_figures_all_with_the_plans_sac_jobs(workdir):
     result = snakemake(workdir, "-n", "-p", "--configfile", "configs/smoke.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    assert counts["all"] == counts["study_manifest"] == 1 and counts["train"] == 2 * (16 + 7)
+    assert counts["all"] == counts["study_manifest"] == 1 and counts["train"] == 2 * (16 + 7) + 1 + 2
     assert "output: figures/all" in result.stdout
     jobs = dry_run_jobs(result.stdout)
     sac = [job for job in jobs if job["rule"] == "train" and "algo=sac" in job["wildcards"]]
     compared = ["independent", "hard_sharing", "contextual", "l2_soft", "pcgrad", "cagrad", "varshare"]
     assert sorted(job["wildcards"] for job in sac) == sorted(
-        f"suite={suite}, algo=sac, method={method}, seed=0" for suite in ("cartpole10", "lunarlander20")
-        for method in compared)
+        [f"suite={suite}, algo=sac, method={method}, seed=0" for suite in ("cartpole10", "lunarlander20")
+         for method in compared] + [f"suite=mt10, algo=sac, method={method}, seed=0" for method in ("hard_sharing", "varshare")])
     for job in sac:
         suite = re.search(r"suite=(\w+)", job["wildcards"]).group(1)
         assert f"--config data/configs/{suite}/sac.yaml" in job["shell"] and "--algo sac" in job["shell"]
@@ -131,6 +241,10 @@ def test_no_target_builds_figures_all_with_the_plans_sac_jobs(workdir):
     (manifest,) = [job for job in jobs if job["rule"] == "study_manifest"]
     built = manifest["input"].split(", ")
     assert "figures/fig6_ppo_vs_sac.png" in built and "figures/fig1_cartpole10_sac_methods.png" in built
+    assert "figures/fig7_mt10.png" in built and not [path for path in built if "fig_mt10" in path or "fig1_mt10" in path]
+    (fig7,) = [job for job in jobs if job["rule"] == "figure_mt10"]
+    assert ("varshare plot mt10 --results data/results/mt10 --panel-titles 'Meta-World MT10' --methods hard_sharing "
+            "varshare --bootstrap-seed 0") in fig7["shell"]
     assert "figures/fig3_strategies_sac.png" in built and "figures/pruning_sac.pdf" in built
     assert not [path for path in built if path.startswith(("figures/fig4_variants_sac", "figures/fig5_top_variants_sac"))]
 
@@ -157,6 +271,8 @@ SLOW = pytest.mark.slow
     pytest.param("loo={suites: {cartpole10: {holdouts: [mooon], pretrain_steps_per_task: 1, adapt_steps: 1, "
                  "threshold: 1}}}",
                  "loo.suites.cartpole10.holdouts: ['mooon'] are not tasks of cartpole10; allowed: default", marks=SLOW),
+    pytest.param("loo={suites: {mt10: {metric: successes}}}",
+                 "loo.suites.mt10.metric: got 'successes'; must be one of 'return', 'success'", marks=SLOW),
 ])
 def test_bad_preset_value_fails_before_any_job(workdir, override, message):
     result = snakemake(workdir, "figures/all", "--configfile", "configs/smoke.yaml", "--config", override)
@@ -202,6 +318,17 @@ def test_figures_all_builds_from_clean_and_rebuilds_a_deleted_figure(workdir):
     assert (workdir / "data/runs/cartpole10/ppo/varshare/seed0/checkpoint.pt").is_file()
     assert (workdir / "data/runs/cartpole10/loo/ppo/varshare/moon/seed0/residual/done.json").is_file()
     assert (workdir / "data/configs/cartpole10/ppo.yaml").is_file()
+    # MT10: Fig. 7 from the success tables (PPO hard_sharing; SAC hard_sharing, varshare), its panels
+    # of SAC's varshare figures, and leave-one-out with SAC scored by the success rate
+    assert "figures/fig7_mt10.png" in manifest and "figures/fig7_mt10.pdf" in manifest
+    iqm = pd.read_csv(workdir / "data/results/mt10/success_iqm.csv")
+    assert [tuple(r) for r in iqm[["algo", "method"]].values] == [("ppo", "hard_sharing"), ("sac", "hard_sharing"),
+                                                                 ("sac", "varshare")]
+    assert iqm["iqm"].between(0, 1).all() and (iqm["num_tasks"] == 10).all()
+    assert "figures/loo_mt10_sac.png" in manifest and "data/results/mt10/loo/loo_summary.csv" in manifest
+    assert json.loads((workdir / "data/results/mt10/loo/loo.json").read_text())["metric"] == "success"
+    assert (workdir / "data/runs/mt10/loo/sac/hard_sharing/reach-v3/seed0/residual/done.json").is_file()
+    assert (workdir / "data/results/mt10/pruning/sac_varshare_seed0.csv").is_file()
 
     (workdir / "figures/fig1_cartpole10_ppo_methods.png").unlink()
     result = snakemake(workdir, "figures/all", *SMALL)

@@ -376,7 +376,7 @@ def _loo_problems(preset: PipelineConfig, root: str | Path) -> list[str]:
             problems.append(f"loo.suites.{suite}.holdouts: {unknown} are not tasks of {suite}; allowed: {', '.join(names)}")
             continue
         if plan.metric == "success" and not 0 <= plan.threshold <= 1:
-            problems.append(f"loo.suites.{suite}.threshold: got {plan.threshold}; with metric 'success' it must be a "
+            problems.append(f"loo.suites.{suite}.threshold: got {plan.threshold:g}; with metric 'success' it must be a "
                             "success rate in [0, 1]")
         for algo in plan.algos:
             algo_plan = preset.experiments.get(suite, {}).get(algo)

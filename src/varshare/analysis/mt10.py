@@ -23,7 +23,7 @@ import seaborn as sns
 from matplotlib.ticker import EngFormatter
 
 from varshare.analysis.aggregate import _sort
-from varshare.analysis.figures import STEP_LABEL, new_figure, draw_iqm, save_figure
+from varshare.analysis.figures import STEP_LABEL, draw_iqm, new_figure, save_figure
 from varshare.analysis.stats import bootstrap_interval
 from varshare.analysis.style import algo_label, method_color, ordered_algos, ordered_methods
 
