@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from varshare.algos.agent import EpisodeLog, NonFiniteLossError
+from varshare.algos.device_step import upload
 from varshare.algos.obs_norm import RunningObsNorm
 from varshare.algos.per_task_gradients import apply_combined_gradients, task_replicas
 from varshare.config import ExperimentConfig, NetworkConfig
@@ -299,14 +300,14 @@ class PPO:
                 values[:, t] = output.value
 
                 step = self.env.step(action.cpu().numpy())
-                reward = self._tensor(step.reward)
-                bootstrap = step.truncated & ~step.terminated
-                if bootstrap.any():
-                    final_value = model(model.network_input(self._tensor(step.final_obs)), step_noise).value
-                    reward = reward + gamma * final_value * self._tensor(bootstrap)
+                on_device = upload(step, self.device)
+                reward = on_device.reward
+                if (step.truncated & ~step.terminated).any():  # bootstrap time limits, not terminations
+                    final_value = model(model.network_input(on_device.final_obs), step_noise).value
+                    reward = reward + gamma * final_value * on_device.truncated * (1.0 - on_device.terminated)
                 rewards[:, t] = reward
-                ended[:, t] = self._tensor(step.done)
-                self.next_obs = self._tensor(step.obs)
+                ended[:, t] = torch.maximum(on_device.terminated, on_device.truncated)
+                self.next_obs = on_device.obs
                 self.episodes.record(step, step.done)
             next_value = model(model.network_input(self.next_obs), slice_examples(noise, T * N, (T + 1) * N)).value
 

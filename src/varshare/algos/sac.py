@@ -65,6 +65,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from varshare.algos.agent import EpisodeLog, NonFiniteLossError
+from varshare.algos.device_step import upload
 from varshare.algos.per_task_gradients import apply_combined_gradients, task_replicas
 from varshare.algos.replay import MultiTaskReplayBuffer, TransitionBatch
 from varshare.config import ExperimentConfig, SACConfig
@@ -313,11 +314,11 @@ class SAC:
         obs = self.next_obs
         actions = self.act(obs)
         step = self.env.step(actions.cpu().numpy())
+        on_device = upload(step, self.device)
         # final_obs is the successor of every transition (it equals obs where no episode ended)
-        self.buffer.add(obs, actions, self._tensor(step.reward), self._tensor(step.final_obs),
-                        self._tensor(step.terminated))
+        self.buffer.add(obs, actions, on_device.reward, on_device.final_obs, on_device.terminated)
         self.episodes.record(step, step.done)
-        self.next_obs = self._tensor(step.obs)
+        self.next_obs = on_device.obs
         self.steps_per_task += self.num_envs
 
     # ----------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def make_vec_env(
         seed: seed of every random choice in the env.
         mode: ``"sync"`` steps simulator-backed families in this process, ``"async"`` in
             ``num_workers`` worker processes. CartPole is a single array program and ignores both.
-        num_workers: worker processes for ``"async"`` (default: number of CPUs, at most M×N).
+        num_workers: worker processes for ``"async"`` (default: the CPUs this process may use, at most M×N).
     """
     validate_suite(specs)
     family = specs[0].family

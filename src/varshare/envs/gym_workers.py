@@ -266,7 +266,8 @@ class GymBackedVecEnv(MultiTaskVecEnv):
         specs, envs_per_task, seed: as :class:`MultiTaskVecEnv`; every spec must be of ``family``.
         mode: ``"sync"`` (one in-process :class:`EnvChunk`, at ``runner.chunk``) or ``"async"``
             (:class:`AsyncRunner`).
-        num_workers: async worker processes (default ``min(os.cpu_count(), M*N)``); ignored in sync.
+        num_workers: async worker processes (default: the CPUs this process may run on — a SLURM
+            job's allocation, not the node's — at most ``M*N``); ignored in sync.
 
     Attributes:
         runner: the :class:`SyncRunner` or :class:`AsyncRunner`.
@@ -296,7 +297,7 @@ class GymBackedVecEnv(MultiTaskVecEnv):
         if mode == "sync":
             self.runner: Runner = SyncRunner(factories)
         else:
-            workers = min(os.cpu_count() or 1, num_copies) if num_workers is None else num_workers
+            workers = min(len(os.sched_getaffinity(0)), num_copies) if num_workers is None else num_workers
             self.runner = AsyncRunner(factories, workers)
         self.single_observation_space, self.single_action_space = self.runner.spaces
 
