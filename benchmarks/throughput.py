@@ -20,23 +20,52 @@ bandwidth shared with neighbours) affects both sides of a ratio alike. A speed i
 round; a ratio is the median over rounds of the per-round ratios, printed with their interquartile
 range. SAC's speed-up is (time of the ten single-task agents) / (time of the M = 10 agent); each
 single-task agent runs its ``--steps`` gradient steps (or ``--env-steps`` env steps) in a row.
+
+``--mt10`` measures what training costs on Meta-World MT10: for each algorithm of ``--algos``
+(``configs/mt10_<algo>.yaml``: 3 x 400 networks; SAC one env per task, PPO ten) and each method, the
+training env-steps/s of one ``iterate()`` (SAC: acting, stepping and one gradient step per vector
+step; PPO: rollout and update) against the raw env-steps/s of random actions on the *same* env (same
+``M x N`` copies, env mode, workers and cores) right after it. Speeds count the env steps of all
+tasks (``M x N`` per vector step), as the agents' ``sps`` and ``benchmarks/envs.py`` do. One
+iteration is ``--steps-per-task`` env steps per task (rounded up to whole vector steps and, for PPO,
+equal minibatches: ``ppo.num_steps`` is shortened, epochs and minibatch count are the config's).
+Before the rounds an SAC agent steps randomly up to ``sac.learning_starts = --learning-starts``
+and takes two acting and gradient steps; a PPO agent runs one iteration. ``train/raw`` is the
+median over rounds of (training env-steps/s) / (raw env-steps/s), with its interquartile range: the
+fraction of the training time spent stepping the env; ``learner`` = 1 - train/raw is the share the
+agent (acting and learning) costs. ``grad-steps/s``: SAC gradient steps or PPO minibatch steps per
+second of the iteration. Run:
+
+    python benchmarks/throughput.py --mt10 [--algos sac ppo] [--methods hard_sharing varshare]
+        [--steps-per-task 200] [--learning-starts 100] [--rounds 3] [--envs-per-task N]
+        [--env-mode sync|async] [--num-workers W] [--num-tasks M] [--device cpu|cuda|auto]
+        [--set KEY=VALUE ...]
+
+On one CPU core a 3 x 400 SAC gradient step over ten tasks takes ~0.2 s (hard_sharing) to ~1.3 s
+(varshare), so there ``--steps-per-task 20`` keeps a round to seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import statistics
 import time
 from contextlib import ExitStack
 
 import torch
 
+from varshare.algos import agent_class
 from varshare.algos.ppo import PPO
 from varshare.algos.sac import SAC
-from varshare.config import METHODS, load_config
+from varshare.config import METHODS, ExperimentConfig, load_config, parse_yaml
 from varshare.envs import build_suite, make_vec_env
+from varshare.envs.base import MultiTaskVecEnv
 from varshare.methods import make_method
+from varshare.train import resolve_device
+
+from envs import timed_random_steps  # benchmarks/envs.py, beside this script
 
 OVERRIDES = {"total_steps_per_task": 10**9}  # no annealing (learning rate, KL β) mid-benchmark
 
@@ -80,6 +109,14 @@ def run_ppo(args: argparse.Namespace) -> None:
         median, q1, q3 = median_iqr([mine / theirs for mine, theirs in zip(seconds[method], base)])
         print(f"{method:<{width}} {steps / statistics.median(seconds[method]):>12,.0f} "
               f"{f'{q1:.2f}-{q3:.2f}':>13} {median:>26.2f}x")
+
+
+def print_table(text_columns: int, header: list[str], rows: list[list[str]]) -> None:
+    """``header`` and ``rows`` in aligned columns: the first ``text_columns`` left, the rest right."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [cell.ljust(w) if i < text_columns else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells), flush=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -136,9 +173,106 @@ def run_sac(args: argparse.Namespace) -> None:
             rows.append(row)
     header = ["method", "grad-steps/s M=10", f"{num_tasks}xM=1", "speed-up (IQR)",
               "env-steps/s M=10", f"{num_tasks}xM=1", "speed-up (IQR)"]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(f"{cell:<{w}}" if i == 0 else f"{cell:>{w}}" for i, (cell, w) in enumerate(zip(row, widths))))
+    print_table(1, header, rows)
+
+
+# ------------------------------------------------------------------------------------------------
+# MT10: training env-steps/s of SAC and PPO against the raw env-steps/s of the same env
+MT10_CONFIGS = {"sac": "configs/mt10_sac.yaml", "ppo": "configs/mt10_ppo.yaml"}
+
+
+def mt10_config(algo: str, method: str, steps_per_task: int, learning_starts: int, device: str,
+                overrides: dict) -> ExperimentConfig:
+    """``configs/mt10_<algo>.yaml`` for ``method`` with one iteration of at least ``steps_per_task``
+    env steps per task (whole vector steps; PPO: equal minibatches of at least 2) and SAC's warm-up
+    cut to ``learning_starts`` env steps per task; ``overrides`` (dotted keys) are applied last."""
+    base = {"methods": [method], "seeds": [0], "device": device, **OVERRIDES}
+    config = load_config(MT10_CONFIGS[algo], {**base, **overrides})
+    n = config.envs_per_task
+    if algo == "sac":
+        unit = n * config.sac.train_freq
+        sized = {"sac.steps_per_iteration": unit * math.ceil(steps_per_task / unit),
+                 "sac.learning_starts": learning_starts}
+    else:
+        num_steps, minibatches = math.ceil(steps_per_task / n), config.ppo.num_minibatches
+        while n * num_steps % minibatches or n * num_steps < 2 * minibatches:  # >= 2 per task per minibatch
+            num_steps += 1
+        sized = {"ppo.num_steps": num_steps}
+    return load_config(MT10_CONFIGS[algo], {**base, **sized, **overrides})
+
+
+def build_mt10_agent(config: ExperimentConfig, method: str, env: MultiTaskVecEnv):
+    """The config's agent for ``method`` on ``env``, warmed up: SAC steps randomly up to
+    ``sac.learning_starts``, then acts and takes a gradient step twice; PPO runs one iteration."""
+    agent = agent_class(config.algo)(config, make_method(method, config, env.num_tasks, 0), env, seed=0,
+                                     device=resolve_device(config.device))
+    if config.algo == "sac":
+        while agent.steps_per_task < config.sac.learning_starts:
+            agent.env_step()
+        for _ in range(2):
+            agent.env_step()
+            agent.gradient_step()
+    else:
+        agent.iterate()
+    return agent
+
+
+def gradient_steps_done(agent) -> int:
+    """Gradient steps (SAC) or minibatch steps (PPO) the agent has taken."""
+    if agent.config.algo == "sac":
+        return agent.gradient_steps_done
+    return agent.iteration * agent.ppo.update_epochs * agent.ppo.num_minibatches
+
+
+def timed_iteration(agent) -> tuple[float, float]:
+    """One ``iterate()``: (env-steps/s of all tasks, gradient steps/s)."""
+    before = gradient_steps_done(agent)
+    start = time.perf_counter()
+    agent.iterate()
+    seconds = time.perf_counter() - start
+    return agent.steps_per_iteration * agent.num_tasks / seconds, (gradient_steps_done(agent) - before) / seconds
+
+
+def mt10_rounds(agent, env: MultiTaskVecEnv, rounds: int) -> dict[str, list[float]]:
+    """``rounds`` times: one training iteration, then the raw env-steps/s of as many random vector
+    steps on the same env, from where training left it (the agent then acts on where they end)."""
+    vector_steps = agent.steps_per_iteration // env.envs_per_task
+    result = {"train": [], "raw": [], "gradient": []}
+    for _ in range(rounds):
+        train_sps, gradient_sps = timed_iteration(agent)
+        raw_sps, obs = timed_random_steps(env, vector_steps)
+        agent.reset_observations(obs)
+        result["train"].append(train_sps)
+        result["gradient"].append(gradient_sps)
+        result["raw"].append(raw_sps)
+    return result
+
+
+def env_mode(env: MultiTaskVecEnv) -> str:
+    """``sync``, or ``async:<workers>``."""
+    processes = getattr(env.runner, "processes", None)
+    return "sync" if processes is None else f"async:{len(processes)}"
+
+
+def run_mt10(args: argparse.Namespace) -> None:
+    specs = build_suite("mt10")[:args.num_tasks]
+    rows = []
+    for algo, method in itertools.product(args.algos, args.methods):
+        config = mt10_config(algo, method, args.steps_per_task, args.learning_starts, args.device, args.set)
+        with make_vec_env(specs, config.envs_per_task, seed=0, mode=args.env_mode,
+                          num_workers=args.num_workers) as env:
+            agent = build_mt10_agent(config, method, env)
+            result = mt10_rounds(agent, env, args.rounds)
+            mode = env_mode(env)
+        ratio, q1, q3 = median_iqr([t / r for t, r in zip(result["train"], result["raw"])])
+        rows.append([algo, method, f"{len(specs)}x{config.envs_per_task}", mode, str(agent.steps_per_iteration),
+                     f"{statistics.median(result['train']):,.0f}", f"{statistics.median(result['raw']):,.0f}",
+                     f"{ratio:.3f} ({q1:.3f}-{q3:.3f})", f"{1 - ratio:.0%}",
+                     f"{statistics.median(result['gradient']):,.1f}"])
+    print(f"MT10 training vs raw env (env-steps/s of all tasks; device {resolve_device(args.device)}; "
+          f"median of {args.rounds} rounds)")
+    print_table(2, ["algo", "method", "MxN", "mode", "steps/task", "train env-steps/s", "raw env-steps/s",
+                 "train/raw (IQR)", "learner", "grad-steps/s"], rows)
 
 
 def main() -> None:
@@ -148,13 +282,32 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=2, help="PPO: iterations per method per round")
     parser.add_argument("--steps", type=int, default=20, help="SAC: gradient steps per agent per round")
     parser.add_argument("--env-steps", type=int, default=100, help="SAC: vector env steps per agent per round")
-    parser.add_argument("--rounds", type=int, help="default: 30 (PPO), 20 (SAC)")
-    parser.add_argument("--methods", nargs="+", help="default: all (PPO), hard_sharing varshare (SAC)")
+    parser.add_argument("--rounds", type=int, help="default: 30 (PPO), 20 (SAC), 3 (--mt10)")
+    parser.add_argument("--methods", nargs="+", help="default: all (PPO), hard_sharing varshare (SAC, --mt10)")
+    parser.add_argument("--mt10", action="store_true", help="MT10 training vs raw env-steps/s (module docstring)")
+    parser.add_argument("--algos", nargs="+", choices=("sac", "ppo"), default=["sac", "ppo"], help="--mt10 algorithms")
+    parser.add_argument("--steps-per-task", type=int, default=200, help="--mt10: env steps per task per round")
+    parser.add_argument("--learning-starts", type=int, default=100, help="--mt10: SAC random warm-up steps per task")
+    parser.add_argument("--envs-per-task", type=int, help="--mt10: N (default: the config's, SAC 1, PPO 10)")
+    parser.add_argument("--env-mode", choices=("sync", "async"), default="sync", help="--mt10")
+    parser.add_argument("--num-workers", type=int, help="--mt10 async workers (default: the cores, at most MxN)")
+    parser.add_argument("--num-tasks", type=int, help="--mt10: MT10's first M tasks (default: all ten)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="--mt10 torch device")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="--mt10: override both experiment configs (dotted key, YAML value)")
     args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.mt10:
+        args.rounds = args.rounds or 3
+        args.methods = args.methods or ["hard_sharing", "varshare"]
+        args.set = {key: parse_yaml(value) for key, _, value in (item.partition("=") for item in args.set)}
+        if args.envs_per_task:
+            args.set = {"envs_per_task": args.envs_per_task, **args.set}
+        run_mt10(args)
+        return
     args.config = args.config or f"configs/cartpole10_{args.algo}.yaml"
     args.rounds = args.rounds or (30 if args.algo == "ppo" else 20)
     args.methods = args.methods or (list(METHODS) if args.algo == "ppo" else ["hard_sharing", "varshare"])
-    torch.set_num_threads(1)
     (run_ppo if args.algo == "ppo" else run_sac)(args)
 
 
