@@ -36,13 +36,17 @@ Without CUDA (and ``cuda`` among ``--devices``) it prints that CUDA is not avail
 status 1 if any check fails. Run:
 
     python benchmarks/gpu_check.py [--devices cuda cpu] [--algos sac ppo]
-        [--methods hard_sharing varshare] [--steps-per-task 100] [--learning-starts 20]
+        [--methods hard_sharing varshare] [--steps-per-task 40] [--learning-starts 10]
         [--episode-steps 50] [--num-tasks 10] [--env-mode sync|async] [--out DIR]
         [--set KEY=VALUE ...]
 
 Cost: on one CPU core a 3 x 400 SAC gradient step over ten tasks takes ~0.2 s (hard_sharing) to
-~1.3 s (varshare), and a PPO run builds its ten copies per task (~0.15 s each) once for training
-and once for the speed agent, so the CPU side dominates.
+~1.3 s (varshare), a VarShare PPO minibatch step ~0.3 s whatever its size (10 epochs x 10
+minibatches per iteration), and a PPO run builds its ten copies per task (~0.15 s each) for
+training and again for the speed agent, so the CPU side dominates: ``--devices cpu
+--steps-per-task 20 --learning-starts 10 --episode-steps 20`` took 5 min on a loaded 2-core
+machine. The defaults aim at one device command well under 10 minutes (an estimate: not yet
+run on a GPU machine).
 """
 
 from __future__ import annotations
@@ -239,9 +243,9 @@ def main() -> int:
     parser.add_argument("--devices", nargs="+", choices=("cuda", "cpu"), default=["cuda", "cpu"])
     parser.add_argument("--algos", nargs="+", choices=("sac", "ppo"), default=["sac", "ppo"])
     parser.add_argument("--methods", nargs="+", default=["hard_sharing", "varshare"])
-    parser.add_argument("--steps-per-task", type=int, default=100,
+    parser.add_argument("--steps-per-task", type=int, default=40,
                         help="env steps per task of the training run and of the timed iteration")
-    parser.add_argument("--learning-starts", type=int, default=20, help="SAC random warm-up steps per task")
+    parser.add_argument("--learning-starts", type=int, default=10, help="SAC random warm-up steps per task")
     parser.add_argument("--episode-steps", type=int, default=50, help="episode length of the training runs")
     parser.add_argument("--num-tasks", type=int, help="MT10's first M tasks (default: all ten)")
     parser.add_argument("--env-mode", choices=("sync", "async"), default="sync")
