@@ -40,13 +40,10 @@ status 1 if any check fails. Run:
         [--episode-steps 50] [--num-tasks 10] [--env-mode sync|async] [--out DIR]
         [--set KEY=VALUE ...]
 
-Cost: on one CPU core a 3 x 400 SAC gradient step over ten tasks takes ~0.2 s (hard_sharing) to
-~1.3 s (varshare), a VarShare PPO minibatch step ~0.3 s whatever its size (10 epochs x 10
-minibatches per iteration), and a PPO run builds its ten copies per task (~0.15 s each) for
-training and again for the speed agent, so the CPU side dominates: ``--devices cpu
---steps-per-task 20 --learning-starts 10 --episode-steps 20`` took 5 min on a loaded 2-core
-machine. The defaults aim at one device command well under 10 minutes (an estimate: not yet
-run on a GPU machine).
+Cost: the CPU side dominates: 3 x 400 gradient steps over ten tasks on one core (VarShare's
+are several times hard_sharing's, for PPO nearly whatever the minibatch size), and PPO's ten copies
+per task are built for training and again for the speed agent. The defaults aim at one device
+command well under 10 minutes (an estimate: not yet run on a GPU machine).
 """
 
 from __future__ import annotations
