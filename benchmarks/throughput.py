@@ -41,8 +41,8 @@ second of the iteration. Run:
         [--env-mode sync|async] [--num-workers W] [--num-tasks M] [--device cpu|cuda|auto]
         [--set KEY=VALUE ...]
 
-On one CPU core a 3 x 400 SAC gradient step over ten tasks takes ~0.2 s (hard_sharing) to ~1.3 s
-(varshare), so there ``--steps-per-task 20`` keeps a round to seconds.
+On one CPU core an SAC round costs ``--steps-per-task`` 3 x 400 gradient steps over ten tasks
+(VarShare's several times hard_sharing's): there ``--steps-per-task 20`` keeps it to tens of seconds.
 """
 
 from __future__ import annotations
