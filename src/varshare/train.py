@@ -58,8 +58,9 @@ from varshare.io import atomic_output, atomic_write_text
 from varshare.methods import make_method
 from varshare.run_io import MetricsTable, versions_manifest
 
-EVAL_PROTOCOL = ("deterministic policy (argmax / mean action), mean weights, one episode on each of "
-                 "eval.episodes copies per task")
+EVAL_PROTOCOL = ("deterministic policy (argmax / mean action), mean weights; eval.episodes episodes per task, "
+                 "back to back on eval.envs_per_task copies (default: one per episode); an episode succeeds if "
+                 "the env's success flag fired at any step; scores are means over tasks")
 
 
 class RunDirectoryConflict(RuntimeError):

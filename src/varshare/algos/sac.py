@@ -53,7 +53,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -445,8 +444,9 @@ class SAC:
         steps (none during warm-up); per-task ones are kept for :meth:`task_statistics`."""
         sac = self.sac
         start = time.perf_counter()
+        # sums stay on the device: one copy to the host per iteration, not one per statistic and step
         task_sums: dict[str, Tensor] = {}
-        scalar_sums: dict[str, float] = defaultdict(float)
+        scalar_sums: dict[str, Tensor] = {}
         steps = 0
         for _ in range(self.vector_steps_per_iteration):
             self.env_step()
@@ -459,7 +459,8 @@ class SAC:
                 for key, value in stats["task"].items():
                     task_sums[key] = task_sums[key] + value if key in task_sums else value.clone()
                 for key, value in stats["all"].items():
-                    scalar_sums[key] += float(value)
+                    value = torch.as_tensor(value, dtype=torch.float32, device=self.device).detach()
+                    scalar_sums[key] = scalar_sums[key] + value if key in scalar_sums else value
         self.iteration += 1
         elapsed = time.perf_counter() - start
         alpha = self.model.log_alpha.detach().exp()
@@ -470,7 +471,8 @@ class SAC:
                  "buffer_size": float(self.buffer.size), "gradient_steps": float(self.gradient_steps_done),
                  "alpha": alpha.mean().item()}
         if steps:
-            stats.update({key: value / steps for key, value in scalar_sums.items()})
+            means = torch.stack(list(scalar_sums.values())).div(steps).tolist() if scalar_sums else []
+            stats.update(zip(scalar_sums, means))
             stats.update({key: sum(values) / len(values) for key, values in self.last_task_stats.items()
                           if key != "alpha"})
             stats.update(self.method.diagnostics(self.model.networks()))
