@@ -338,7 +338,7 @@ def test_the_success_metric_scores_runs_by_their_success_rate(tmp_path, monkeypa
     assert main(["loo-figure", "--results", str(tmp_path / "loo"), "--title", "t", "--png", "x.png",
                  "--pdf", "x.pdf"]) == 0
     curve, steps = saved["x.png"].axes[:2]
-    assert curve.get_ylabel() == "success rate (held-out task)"
+    assert curve.get_ylabel() == "success rate (held-out task)" and curve.get_ylim() == (-0.03, 1.03)
     assert steps.get_xlabel().startswith("env steps to success rate ≥ 0.9")
     assert [t.get_text() for t in curve.get_legend().get_texts()] == ["scratch (n=1, zero-shot 0.00)",
                                                                      "full (n=1, zero-shot 0.20)"]

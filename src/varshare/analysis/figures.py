@@ -303,8 +303,10 @@ def plot_pruning(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: st
     save_figure(figure, out_pdf)
 
 
-#: how the leave-one-out figure names a score (``loo.json``'s ``metric``) and formats its values
-LOO_SCORES: dict[str, tuple[str, str]] = {"return": ("evaluation return", ".0f"), "success": ("success rate", ".2f")}
+#: how the leave-one-out figure names a score (``loo.json``'s ``metric``), formats its values, and its
+#: y range (None: the data's; success rates span [0, 1])
+LOO_SCORES: dict[str, tuple[str, str, tuple[float, float] | None]] = {
+    "return": ("evaluation return", ".0f", None), "success": ("success rate", ".2f", (-0.03, 1.03))}
 
 
 def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame, threshold: float, title: str,
@@ -327,7 +329,7 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
     runs (never reached it) count as the budget (dotted line), so the mean is then a lower bound.
     Skipped regimes are listed with their reason.
     """
-    score, fmt = LOO_SCORES[metric]
+    score, fmt, limits = LOO_SCORES[metric]
     runs = pd.concat([curves[["method", "algo"]], skipped[["method", "algo"]]])
     algos = _algos([runs])
     keys = _keys(runs, "method", ordered_methods(runs["method"]), algos)
@@ -351,6 +353,8 @@ def plot_loo(curves: pd.DataFrame, summary: pd.DataFrame, skipped: pd.DataFrame,
                          err_kws={"alpha": 0.2, "linewidth": 0}, linewidth=1.8, ax=ax)
             ax.legend(title="regime (mean, 95% CI over runs)", fontsize="small", title_fontsize="small")
         ax.axhline(threshold, color="black", linestyle="--", linewidth=1)
+        if limits:
+            ax.set_ylim(*limits)
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.set_xlabel("environment steps on the held-out task")
         ax.set_ylabel(f"{score} (held-out task)")

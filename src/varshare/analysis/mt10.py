@@ -136,6 +136,7 @@ def _draw_heatmap(ax, per_task: pd.DataFrame, title: str) -> None:
     sns.heatmap(cells, ax=ax, vmin=0.0, vmax=1.0, cmap="viridis", annot=True, fmt=".2f",
                 annot_kws={"fontsize": "x-small"}, cbar_kws={"label": "final success rate"})
     ax.set_xticks(ax.get_xticks(), ax.get_xticklabels(), rotation=45, ha="right", rotation_mode="anchor")
+    ax.tick_params(axis="y", rotation=0)  # seaborn turns the labels of few rows upright
     ax.set_xlabel("task")
     ax.set_ylabel("")
     ax.set_title(title)
