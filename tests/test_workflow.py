@@ -196,12 +196,15 @@ def test_paper_preset_asks_a_gpu_for_mt10_training_and_leave_one_out_only(workdi
     # and MT10's pruning (re-evaluations) on CPU
     assert {job["rule"] for job in gpu} == {"train", "loo_pretrain", "loo_adapt"}
     assert all("suite=mt10" in job["wildcards"] and "--set device=auto" in job["shell"] for job in gpu)
+    # MT10 jobs have 2 threads: their MuJoCo copies step in worker processes; one-thread jobs in-process
+    assert all("--env-mode async" in job["shell"] for job in gpu)
     assert len([job for job in gpu if job["rule"] == "train"]) == 10 * 2 * 10  # methods × algos × seeds
     assert {re.search(r"seed=(\d+)", job["wildcards"]).group(1) for job in gpu if job["rule"] == "train"} == \
         {str(seed) for seed in range(10)}  # MT10's own 10 seeds
     training = [job for job in jobs if job["rule"] in ("train", "loo_pretrain", "loo_adapt") and job not in gpu]
     assert training and all("--set device=cpu" in job["shell"] and "suite=mt10" not in job["wildcards"]
                             for job in training)
+    assert all("--env-mode sync" in job["shell"] for job in training)
     assert {re.search(r"--algo (\w+)", job["shell"]).group(1) for job in jobs if job["rule"] == "train"} == {"ppo", "sac"}
     # wall time per suite, and per suite/algo for SAC and MT10's PPO
     runtimes = {(re.search(r"suite=(\w+), algo=(\w+)", job["wildcards"]).groups(),

@@ -69,7 +69,8 @@ def shell_overrides(values):
 # Resources per rule family (the preset's `resources`: defaults, then the suite's and the
 # suite/algo's overrides). runtime grows with the attempt, so a job resubmitted after a timeout
 # (the SLURM profile's retries) gets k times the wall time on attempt k. A job with a GPU trains on
-# device `auto`, one without on `cpu`.
+# device `auto`, one without on `cpu`. A job with more than one thread steps simulator-backed envs
+# (LunarLander, MT10) in worker processes, one per allocated CPU (`--env-mode async`).
 def family_resources(family):
     def get(wildcards):
         return job_resources(PRESET, family, wildcards.suite, wildcards.algo)
@@ -80,6 +81,7 @@ def family_resources(family):
         runtime=lambda wildcards, attempt: get(wildcards).runtime * attempt,
         gpu=lambda wildcards: get(wildcards).gpu,
         device=lambda wildcards: "auto" if get(wildcards).gpu else "cpu",
+        env_mode=lambda wildcards: "async" if get(wildcards).threads > 1 else "sync",
     )
 
 

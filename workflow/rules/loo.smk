@@ -41,10 +41,11 @@ rule loo_pretrain:
         out=lambda w: loo_dir(w.suite, w.algo, w.method, w.holdout, w.seed, "pretrain"),
         overrides=lambda w: shell_overrides(loo_overrides(LOO_SUITES[w.suite], "pretrain")),
         device=LOO_RESOURCES["device"],
+        env_mode=LOO_RESOURCES["env_mode"],
     shell:
         "varshare train --config {input.config} --tasks {input.tasks} --suite {wildcards.suite} --algo {wildcards.algo}"
         " --method {wildcards.method} --seed {wildcards.seed} --holdout {wildcards.holdout} --out {params.out}"
-        " --replace-stale {params.overrides} --set num_threads={threads} --set device={params.device} >> {log} 2>&1"
+        " --replace-stale {params.overrides} --env-mode {params.env_mode} --set num_threads={threads} --set device={params.device} >> {log} 2>&1"
 
 
 rule loo_adapt:
@@ -71,10 +72,11 @@ rule loo_adapt:
         out=lambda w: loo_dir(w.suite, w.algo, w.method, w.holdout, w.seed, w.regime),
         overrides=lambda w: shell_overrides(loo_overrides(LOO_SUITES[w.suite], "adapt")),
         device=LOO_RESOURCES["device"],
+        env_mode=LOO_RESOURCES["env_mode"],
     shell:
         "varshare adapt --pretrained {params.pretrained} --task {wildcards.holdout} --regime {wildcards.regime}"
         " --config {input.config} --tasks {input.tasks} --seed {wildcards.seed} --out {params.out} --replace-stale"
-        " {params.overrides} --set num_threads={threads} --set device={params.device} >> {log} 2>&1"
+        " {params.overrides} --env-mode {params.env_mode} --set num_threads={threads} --set device={params.device} >> {log} 2>&1"
 
 
 rule loo_aggregate:

@@ -34,7 +34,8 @@ rule train:
     params:
         out=lambda w: run_dir(w.suite, w.algo, w.method, w.seed),
         device=TRAIN_RESOURCES["device"],
+        env_mode=TRAIN_RESOURCES["env_mode"],
     shell:
         "varshare train --config {input.config} --tasks {input.tasks} --suite {wildcards.suite} --algo {wildcards.algo}"
         " --method {wildcards.method} --seed {wildcards.seed} --out {params.out} --replace-stale"
-        " --set num_threads={threads} --set device={params.device} >> {log} 2>&1"
+        " --env-mode {params.env_mode} --set num_threads={threads} --set device={params.device} >> {log} 2>&1"
