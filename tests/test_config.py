@@ -45,6 +45,27 @@ def test_lunarlander_example_loads():
     assert (cfg.ppo.gamma, cfg.ppo.gae_lambda, cfg.ppo.update_epochs, cfg.ppo.ent_coef) == (0.999, 0.98, 4, 0.01)
 
 
+def test_mt10_examples_load_with_the_reference_settings():
+    """The MT10 configs: the multi-task multi-head SAC reference and continuous PPO with per-task
+    observation normalisation; every method, Meta-World's 50-episode evaluation, device auto."""
+    sac, ppo = load_config(CONFIGS / "mt10_sac.yaml"), load_config(CONFIGS / "mt10_ppo.yaml")
+    for cfg, algo in ((sac, "sac"), (ppo, "ppo")):
+        assert (cfg.suite, cfg.algo, cfg.methods, cfg.device) == ("mt10", algo, list(METHODS), "auto")
+        assert (cfg.total_steps_per_task, cfg.eval.episodes, cfg.eval.sample_strategies) == (2_000_000, 50, [])
+        assert cfg.network.hidden_sizes == [400, 400, 400] and cfg.cagrad.c == 0.9
+        assert cfg.eval.episodes % cfg.eval.envs_per_task == 0
+    s = sac.sac
+    assert (s.batch_per_task, s.buffer_size, s.max_grad_norm, s.learning_starts, s.train_freq) == (128, 100_000, 1.0, 4000, 1)
+    assert (s.policy_lr, s.q_lr, s.alpha_lr, s.tau, s.gamma, s.init_log_alpha) == (3e-4, 3e-4, 3e-4, 0.005, 0.99, 0.0)
+    assert sac.network.activation == "relu" and s.target_entropy_per_dim == -1.0
+    assert ppo.ppo.normalize_obs and ppo.envs_per_task * ppo.ppo.num_steps == 5000
+
+
+def test_eval_copies_must_divide_the_episodes():
+    message = errors_of(MINIMAL, {"eval": {"episodes": 10, "envs_per_task": 3}})
+    assert "eval.envs_per_task = 3 must divide eval.episodes = 10" in message
+
+
 def test_defaults_are_the_documented_values():
     cfg = load_config(MINIMAL)
     ppo = cfg.ppo
