@@ -41,7 +41,9 @@ def evaluate(model: TrainedModel, make_env: Callable[[int], MultiTaskVecEnv], ep
                 counted = step.done & (remaining > 0)
                 log.record(step, counted)
                 remaining -= counted
-                policy.redraw(torch.as_tensor(counted & (remaining > 0), device=device))
+                starting = counted & (remaining > 0)  # copies that begin another counted episode
+                if starting.any():
+                    policy.redraw(torch.as_tensor(starting, device=device))
                 obs = torch.as_tensor(step.obs, dtype=torch.float32, device=device)
     finally:
         env.close()

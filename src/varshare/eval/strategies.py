@@ -93,7 +93,7 @@ class EvalPolicy:
     def redraw(self, copies: Tensor) -> None:
         """Fresh weight draws for the copies where ``copies`` (``[M, N]`` bool) is set (they start
         a new episode); the others keep theirs. Nothing to do for the mean weights."""
-        if self.noise is None or not bool(copies.any()):
+        if self.noise is None:
             return
         fresh = self.model.actor.draw_weight_samples(self.copies * self.draws, self.generator)
         self.noise = where_examples(copies.repeat_interleave(self.draws, dim=1), fresh, self.noise)
