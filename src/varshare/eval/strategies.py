@@ -38,7 +38,7 @@ from torch import Tensor
 from varshare.algos.agent import TrainedModel
 from varshare.nn.noise import where_examples
 
-#: the strategies training logs (``mean`` first)
+#: the strategies of Fig. 3: ``mean``, then the default ``eval.sample_strategies``
 STRATEGIES: tuple[str, ...] = ("mean", "sample-1", "sample-5")
 
 
