@@ -241,8 +241,9 @@ def read_csv_table(path: Path):
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Multi-panel figures (one panel per results directory, i.e. per suite): the portfolio figures
-    of one algorithm, (kind ``algos``) Fig. 6, the algorithms of ``--algos`` against each other, or
-    (kind ``mt10``) Fig. 7, MT10's success rates, a row per algorithm."""
+    of one algorithm, (kind ``algos``) Fig. 6, the algorithms of ``--algos`` against each other
+    (with ``--tuned-results``, beside each panel's tuned-hyperparameter curves), or (kind ``mt10``)
+    Fig. 7, MT10's success rates, a row per algorithm."""
     import pandas as pd
 
     from varshare.analysis.figures import plot_algorithm_comparison, plot_curve_panels, plot_pruning, plot_sharing_map
@@ -250,6 +251,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     if len(args.panel_titles) != len(args.results):
         print("give one --panel-titles entry per --results directory", file=sys.stderr)
+        return 2
+    if args.tuned_results is not None and args.kind != "algos":
+        print("--tuned-results is for kind algos (Fig. 6)", file=sys.stderr)
+        return 2
+    if args.tuned_results is not None and len(args.tuned_results) != len(args.results):
+        print("give one --tuned-results entry (a results directory, or none) per --results directory",
+              file=sys.stderr)
         return 2
     if args.kind == "mt10":
         return _plot_mt10(args)
@@ -275,6 +283,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
             print(f"{results}: no {table} rows for {selection_text(args.methods, args.algo)}", file=sys.stderr)
             return 2
         panels.append((panel_title, data))
+    tuned = None
+    if args.tuned_results is not None:
+        tuned = []
+        for results in args.tuned_results:
+            if results == "none":
+                tuned.append(None)
+                continue
+            try:
+                data = select_rows(read_table(results, "eval_curves"), args.methods, None)
+            except FileNotFoundError as error:
+                print(error, file=sys.stderr)
+                return 2
+            if data.empty:
+                print(f"{results}: no eval_curves rows for {selection_text(args.methods, None)} (tuned results; "
+                      "give none for a panel without tuned runs)", file=sys.stderr)
+                return 2
+            tuned.append(data)
     if args.kind == "curves":
         plot_curve_panels(panels, args.title, args.png, args.pdf)
     elif args.kind == "strategies":
@@ -283,7 +308,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         plot_pruning(panels, args.title, args.png, args.pdf)
     elif args.kind == "algos":
         try:
-            plot_algorithm_comparison(panels, args.algos, args.methods, args.title, args.png, args.pdf)
+            plot_algorithm_comparison(panels, args.algos, args.methods, args.title, args.png, args.pdf,
+                                      tuned=tuned)
         except ValueError as error:
             print(error, file=sys.stderr)
             return 2
@@ -339,6 +365,101 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score_range(args: argparse.Namespace) -> int:
+    """Measure a suite's score range (random-policy returns per task) for the HPO objective."""
+    from varshare.hpo.objective import score_range, write_score_range
+
+    try:
+        specs = read_specs(args.tasks) if args.tasks else build_suite(args.suite)
+    except TaskSpecError as error:
+        print(error, file=sys.stderr)
+        return 2
+    scores = score_range(args.suite, specs, args.episodes, args.seed)
+    write_score_range(args.out, scores)
+    low = ", ".join(f"{task} {value:.1f}" for task, value in scores.random.items())
+    print(f"{args.suite}: score = ({scores.metric} - random) / ({scores.solved:g} - random); random: {low}")
+    return 0
+
+
+def cmd_hpo_study(args: argparse.Namespace) -> int:
+    """Create a hyperparameter study of one method (study.yaml and its journal, default trial queued)."""
+    from varshare.hpo.objective import ScoreRange
+    from varshare.hpo.space import load_space_file, study_space
+    from varshare.hpo.spec import StudySettings, build_study_spec
+    from varshare.hpo.study import create_study
+
+    try:
+        settings = StudySettings.model_validate(parse_overrides_nested(args.study_set))
+    except ValueError as error:
+        print(f"--study-set: {error}", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(args.config, parse_overrides(args.set))
+        space, problems = study_space(load_space_file(args.space), config.algo, args.method,
+                                      parse_overrides(args.space_set), where=f"{args.space}")
+        if problems:
+            raise ConfigError(problems, args.space, "search space")
+        spec = build_study_spec(config, args.method, settings, space, ScoreRange.read(args.score_range))
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+    created = create_study(args.out, spec)
+    print(f"{'created' if created else 'kept the existing'} study {spec.name} ({spec.digest()}) in {args.out}: "
+          f"{settings.n_trials} trials of {spec.config['total_steps_per_task']} steps per task over "
+          f"{', '.join(spec.space)}")
+    return 0
+
+
+def parse_overrides_nested(items: list[str]) -> dict:
+    """``--study-set`` items as a nested mapping (dotted keys expanded)."""
+    from varshare.config import expand_dotted
+
+    return expand_dotted(parse_overrides(items))
+
+
+def cmd_hpo(args: argparse.Namespace) -> int:
+    """Run one worker of a study: trials until the study has n_trials finished."""
+    import json
+
+    from varshare.hpo.study import StudySetupError, run_worker
+
+    try:
+        specs = read_specs(args.tasks) if args.tasks else None
+    except TaskSpecError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if not (Path(args.study) / "study.yaml").is_file():
+        print(f"{args.study}: no study.yaml; create the study with `varshare hpo-study` first", file=sys.stderr)
+        return 2
+    try:
+        ran = run_worker(args.study, specs, env_mode=args.env_mode)
+    except StudySetupError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if args.done:
+        atomic_write_text(args.done, json.dumps({"trials_run": ran}) + "\n")
+    return 0
+
+
+def cmd_hpo_report(args: argparse.Namespace) -> int:
+    """A finished study's trials table, best parameters, tuned config and plots."""
+    from varshare.hpo.report import write_report
+
+    try:
+        summary = write_report(args.study, args.config, args.trials, args.best, args.tuned_config, args.history_png,
+                               args.importance_png)
+    except (ConfigError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    counts = summary["trials"]
+    default = summary["default_value"]
+    print(f"{summary['study']}: best trial {summary['best_trial']} score {summary['best_value']:.4f} "
+          f"(default hyperparameters {default if default is None else round(default, 4)}); "
+          f"{counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed; "
+          f"best params {summary['best_params']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="varshare", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -360,6 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--algos", nargs="+", choices=ALGOS, metavar="ALGO",
                       help="kind algos: the algorithms compared, each needed in every panel (the first solid, "
                            "the next dashed); a panel draws the --methods that all of them trained")
+    plot.add_argument("--tuned-results", nargs="+", metavar="DIR",
+                      help="kind algos: one per --results directory, in the same order: the panel's results "
+                           "directory (varshare aggregate) of runs with tuned hyperparameters, or none; their "
+                           "curves of the drawn methods and algorithms are drawn at full strength with markers, "
+                           "labelled 'method (ALGO, tuned)', the default ones thinner and lighter")
     plot.add_argument("--bootstrap-seed", type=int, default=0,
                       help="kind mt10: seed of the curves' bootstrap bands over seeds (default 0)")
     plot.add_argument("--title", required=True)
@@ -479,6 +605,49 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--device", default="cpu", help="torch device (default cpu)")
     prune.add_argument("--out", help="output CSV (default: RUN/pruning.csv)")
     prune.set_defaults(func=cmd_prune)
+
+    scores = commands.add_parser("score-range", help="random-policy returns per task: the HPO score's normalisation")
+    scores.add_argument("--suite", required=True, choices=sorted(SUITES))
+    scores.add_argument("--tasks", help="task-spec JSON (default: build the suite)")
+    scores.add_argument("--episodes", type=int, default=20, help="random episodes per task (default 20)")
+    scores.add_argument("--seed", type=int, default=0, help="env and action seed (default 0)")
+    scores.add_argument("--out", required=True, help="output JSON")
+    scores.set_defaults(func=cmd_score_range)
+
+    study = commands.add_parser("hpo-study", help="create a hyperparameter study of one method (Optuna, journal file)")
+    study.add_argument("--config", required=True, help="experiment config YAML of the suite and algorithm")
+    study.add_argument("--method", required=True, choices=sorted(METHODS))
+    study.add_argument("--space", required=True, help="search-space file (e.g. configs/hpo_space.yaml)")
+    study.add_argument("--score-range", required=True, help="`varshare score-range` output of the suite")
+    study.add_argument("--out", required=True, help="study directory")
+    study.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="trial-config override (dotted key; e.g. the trial budget); repeatable")
+    study.add_argument("--study-set", action="append", default=[], metavar="KEY=VALUE",
+                       help="study setting (n_trials, seed, trial_seed, startup_trials, pruner.type, ...; "
+                            "varshare.hpo.spec.StudySettings); repeatable")
+    study.add_argument("--space-set", action="append", default=[], metavar="KEY=DIMENSION",
+                       help="replace a search dimension, e.g. 'ppo.gamma={type: float, low: 0.9, high: 0.99}' "
+                            "(null removes it); repeatable")
+    study.set_defaults(func=cmd_hpo_study)
+
+    hpo = commands.add_parser("hpo", help="run a worker of a study: trials until it has n_trials finished")
+    hpo.add_argument("--study", required=True, help="study directory (`varshare hpo-study`)")
+    hpo.add_argument("--tasks", help="the suite's task-spec JSON (default: build the suite)")
+    hpo.add_argument("--env-mode", choices=["sync", "async"], default="sync",
+                     help="simulator-backed envs in-process or in worker processes")
+    hpo.add_argument("--done", help="write this marker when the study is complete")
+    hpo.set_defaults(func=cmd_hpo)
+
+    report = commands.add_parser("hpo-report", help="a finished study's trials, best parameters, tuned config, plots")
+    report.add_argument("--study", required=True, help="study directory")
+    report.add_argument("--config", required=True,
+                        help="experiment config the tuned config starts from (full budget, the plan's seeds)")
+    report.add_argument("--trials", required=True, help="output: trials table (CSV)")
+    report.add_argument("--best", required=True, help="output: best parameters and objectives (YAML)")
+    report.add_argument("--tuned-config", required=True, help="output: --config with the best parameters (YAML)")
+    report.add_argument("--history-png", required=True, help="output: optimisation history")
+    report.add_argument("--importance-png", required=True, help="output: parameter importances")
+    report.set_defaults(func=cmd_hpo_report)
     return parser
 
 

@@ -480,7 +480,7 @@ def load_config(
     if not isinstance(data, Mapping):
         kind = type(data).__name__
         raise ConfigError([f"the config must be a mapping of keys to values, got {kind}: {data!r}"], origin)
-    merged = _merge(data, _expand_dotted(overrides or {}))
+    merged = _merge(data, expand_dotted(overrides or {}))
     try:
         return ExperimentConfig.model_validate(merged)
     except ValidationError as exc:
@@ -492,12 +492,12 @@ def dump_config(cfg: ExperimentConfig, path: str | Path) -> None:
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-def _expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
+def expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """``{"a.b": 1, "c": {"d.e": 2}}`` → ``{"a": {"b": 1}, "c": {"d": {"e": 2}}}``."""
     nested: dict[str, Any] = {}
     for key, value in overrides.items():
         if isinstance(value, Mapping):
-            value = _expand_dotted(value)
+            value = expand_dotted(value)
         head, *rest = str(key).split(".")
         for part in reversed(rest):
             value = {part: value}

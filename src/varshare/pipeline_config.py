@@ -37,6 +37,7 @@ from varshare.config import (
 )
 from varshare.envs.suites import SUITES as KNOWN_SUITES
 from varshare.envs.suites import build_suite
+from varshare.hpo.spec import StudySettings
 
 
 Seeds = Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)]
@@ -95,6 +96,7 @@ class ResourcePlan(Section):
     train: RuleResources = Field(default_factory=RuleResources, description="`train` jobs.")
     loo: RuleResources = Field(default_factory=RuleResources, description="`loo_pretrain` and `loo_adapt` jobs.")
     prune: RuleResources = Field(default_factory=RuleResources, description="`prune` jobs (re-evaluations).")
+    hpo: RuleResources = Field(default_factory=RuleResources, description="`hpo_worker` jobs (each trains trials).")
 
 
 class PruningPlan(Section):
@@ -158,6 +160,33 @@ class LOOPlan(Section):
         default_factory=lambda: list(REGIMES), min_length=1, description="Adaptation regimes.")
 
 
+class HPOStudyPlan(Section):
+    """The studies of one suite and algorithm (``hpo.studies.<suite>.<algo>``): one per method, each
+    training short trials of the suite's plan of ``algo`` (its experiment config with its ``set``)
+    with this ``set`` on top (the trial budget)."""
+
+    methods: Annotated[list[MethodName], AfterValidator(_unique)] = Field(
+        min_length=1, description="Methods tuned, one study each.")
+    set: dict[str, Any] = Field(default_factory=dict,
+                                description="Trial overrides (dotted keys): budget, evaluation interval and episodes.")
+    space: dict[str, Any] = Field(
+        default_factory=dict, description="Search-space entries replacing the space file's for these studies "
+                                          "(dotted key → dimension; null removes the key).")
+
+
+class HPOPlan(StudySettings):
+    """Hyperparameter optimisation (``varshare hpo``): Optuna studies per (suite, algo, method) on the
+    preset's suites and algorithms, and training runs of their best parameters at the full budget
+    with the plan's seeds (Fig. 6's tuned curves). No ``studies``: none."""
+
+    space: str = Field("configs/hpo_space.yaml", description="The search-space file (varshare.hpo.space).")
+    studies: dict[SuiteName, dict[AlgoName, HPOStudyPlan]] = Field(
+        default_factory=dict, description="Per suite and algorithm: the methods tuned and the trial budget.")
+    workers: int = Field(1, ge=1, description="Worker jobs per study, running trials side by side on one storage.")
+    random_episodes: int = Field(
+        20, ge=1, description="Episodes per task of the random policy whose return normalises the score.")
+
+
 class PipelineConfig(Section):
     """A pipeline preset."""
 
@@ -184,6 +213,7 @@ class PipelineConfig(Section):
     resources: ResourcePlan = Field(default_factory=ResourcePlan)
     bootstrap_seed: int = Field(0, ge=0, description="Seed of the IQM confidence-interval bootstrap.")
     loo: LOOPlan = Field(default_factory=LOOPlan)
+    hpo: HPOPlan = Field(default_factory=HPOPlan)
 
 
 def typed_strings(value: Any) -> Any:
@@ -227,6 +257,7 @@ def load_pipeline_config(
         except ConfigError as error:
             problems.extend(f"experiments.{suite}.{algo} ({plan.experiment}): {p}" for p in error.problems)
     problems += _loo_problems(preset, root)
+    problems += _hpo_problems(preset, experiments, root)
     problems += _resource_problems(preset)
     trained = set(preset.methods) | set(preset.variants)
     for key, names in (("top_variants", preset.top_variants), ("strategy_methods", preset.strategy_methods),
@@ -414,3 +445,54 @@ def loo_suites(preset: PipelineConfig) -> dict[str, LOOSuitePlan]:
 def trained_methods(preset: PipelineConfig) -> list[str]:
     """Every method the preset trains: the compared methods, then the variants."""
     return list(dict.fromkeys([*preset.methods, *preset.variants]))
+
+
+def hpo_studies(preset: PipelineConfig) -> dict[tuple[str, str], list[str]]:
+    """``(suite, algo)`` → the methods tuned there: the ``hpo.studies`` of the preset's suites and
+    algorithms (others are left out, as a ``--config suites=...`` or ``algos=...`` narrowing asks)."""
+    return {(suite, algo): list(plan.methods) for suite, plans in preset.hpo.studies.items() for algo, plan in plans.items()
+            if suite in preset.suites and algo in preset.algos}
+
+
+def hpo_trial_overrides(preset: PipelineConfig, suite: str, algo: str) -> dict[str, Any]:
+    """Overrides that turn the (suite, algo) experiment config into a study's trial config (the
+    trial budget); the study sets the method and the trial seed."""
+    return dict(preset.hpo.studies[suite][algo].set)
+
+
+def _hpo_problems(preset: PipelineConfig, experiments: dict[tuple[str, str], ExperimentConfig],
+                  root: str | Path) -> list[str]:
+    """Each study's (suite, algo) must train in this preset; the search-space file must be valid and
+    every study's space a valid space of its trial config (:func:`varshare.hpo.space.check_space`)."""
+    from varshare.hpo.space import check_space, load_space_file, study_space
+
+    studies = hpo_studies(preset)
+    if not studies:
+        return []
+    problems = []
+    try:
+        space_file = load_space_file(str(Path(root) / preset.hpo.space))
+    except ConfigError as error:
+        return [f"hpo.space ({preset.hpo.space}): {p}" for p in error.problems]
+    trained = training_plan(preset)
+    for (suite, algo), methods in studies.items():
+        where = f"hpo.studies.{suite}.{algo}"
+        if (suite, algo) not in trained:
+            problems.append(f"{where}: {suite} does not train {algo} in this preset (its tuned runs are compared with "
+                            f"the default ones); allowed: {', '.join(f'{s}.{a}' for s, a in trained) or 'none'}")
+            continue
+        if (suite, algo) not in experiments:
+            continue  # its experiment config's problems are reported on their own
+        plan = preset.hpo.studies[suite][algo]
+        for method in methods:
+            try:
+                trial_config = load_config(experiments[suite, algo].to_dict(),
+                                           {**plan.set, "methods": [method], "seeds": [preset.hpo.trial_seed]})
+            except ConfigError as error:
+                problems.extend(f"{where}.set: {p}" for p in error.problems)
+                break
+            space, lines = study_space(space_file, algo, method, plan.space, where=f"{where} ({method}): hpo.space")
+            problems += lines
+            if space or not lines:
+                problems += check_space(space, trial_config, f"{where} ({method}): space")
+    return problems

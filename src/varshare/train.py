@@ -130,6 +130,9 @@ class Run:
         self.log = Progress(out / "progress.log")
         self.metrics = MetricsTable(self.name, config.algo, method_name, seed)
         self.evaluations: list[int] = []  # env steps per task at which evaluations ran
+        #: the latest evaluation's per-task means of the mean-weight policy: metric ("return",
+        #: "success") → task name → value
+        self.last_evaluation: dict[str, dict[str, float]] = {}
         self.env = make_vec_env(specs, config.envs_per_task, seed=seed, mode=env_mode)
         self.method = make_method(method_name, config, len(specs), seed)
         self.agent = agent_class(config.algo)(config, self.method, self.env, seed=seed, device=self.device,
@@ -167,6 +170,11 @@ class Run:
                     f"eval_length{suffix}": mean_or_nan(episodes.lengths[m]),
                     f"eval_success{suffix}": mean_or_nan(episodes.successes[m]),
                 })
+            if strategy == "mean":
+                self.last_evaluation = {
+                    "return": {spec.name: mean_or_nan(r) for spec, r in zip(specs, episodes.returns)},
+                    "success": {spec.name: mean_or_nan(r) for spec, r in zip(specs, episodes.successes)},
+                }
             mean_returns[strategy] = float(np.mean([mean_or_nan(r) for r in episodes.returns]))
             mean_success[strategy] = float(np.mean([mean_or_nan(r) for r in episodes.successes]))
             self.metrics.add_many("all", agent.steps_per_task, {
@@ -279,7 +287,8 @@ def prepare_run_directory(out: Path, config: ExperimentConfig, specs: list[TaskS
 
 def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, seed: int, out: str | Path,
           env_mode: str = "sync", replace_stale: bool = False, record: dict | None = None,
-          init_model: Callable[[nn.Module], None] | None = None) -> dict:
+          init_model: Callable[[nn.Module], None] | None = None,
+          on_evaluation: Callable[[int, dict[str, dict[str, float]]], None] | None = None) -> dict:
     """Train ``method_name`` with ``seed`` on ``specs`` with the config's algorithm into ``out``
     (resuming if it holds a ``resume.pt`` of the same run); returns the summary also written to
     ``done.json``.
@@ -290,6 +299,9 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
             ``checkpoint.pt`` (keys ``holdout``, ``adaptation``); ``config.holdout`` adds
             ``holdout`` and drops that task from ``specs`` (:class:`RunSetupError` if it is not there).
         init_model: see :class:`~varshare.algos.agent.Agent` (leave-one-out adaptation).
+        on_evaluation: called after every evaluation of this session with the env steps per task
+            and :attr:`Run.last_evaluation`; an exception it raises stops the run there (the
+            envs are closed; hyperparameter studies prune trials this way).
     """
     out = Path(out)
     if config.holdout is not None:
@@ -313,6 +325,8 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
                     f"iterations of {agent.steps_per_iteration} steps per task, device {run.device}")
             run.record_task_diagnostics()
             run.evaluate()
+            if on_evaluation is not None:
+                on_evaluation(agent.steps_per_task, run.last_evaluation)
         start, last_print = time.perf_counter(), -math.inf
         final_return = math.nan
         while agent.iteration < agent.num_iterations:
@@ -330,6 +344,8 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
             if agent.steps_per_task - run.evaluations[-1] >= config.eval.every_steps or is_last:
                 run.record_task_diagnostics()
                 final_return = run.evaluate()
+                if on_evaluation is not None:
+                    on_evaluation(agent.steps_per_task, run.last_evaluation)
             if agent.iteration % run.iterations_per_checkpoint == 0 and not is_last:
                 run.checkpoint_boundary()
     finally:

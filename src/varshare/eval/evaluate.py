@@ -31,22 +31,34 @@ def evaluate(model: TrainedModel, make_env: Callable[[int], MultiTaskVecEnv], ep
         raise ValueError(f"copies = {copies} must divide episodes = {episodes}")
     env = make_env(copies)
     try:
-        obs = torch.as_tensor(env.reset(), dtype=torch.float32, device=device)
         policy = EvalPolicy(model, strategy, copies, seed=seed, device=device)
-        remaining = np.full((env.num_tasks, copies), episodes // copies)
-        log = EpisodeLog.empty(env.num_tasks)
         with torch.no_grad():
-            while remaining.any():
-                step = env.step(policy.act(obs).cpu().numpy())
-                counted = step.done & (remaining > 0)
-                log.record(step, counted)
-                remaining -= counted
-                starting = counted & (remaining > 0)  # copies that begin another counted episode
-                if starting.any():
-                    policy.redraw(torch.as_tensor(starting, device=device))
-                obs = torch.as_tensor(step.obs, dtype=torch.float32, device=device)
+            return play_episodes(
+                env, lambda obs: policy.act(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy(),
+                episodes // copies, redraw=lambda starting: policy.redraw(torch.as_tensor(starting, device=device)))
     finally:
         env.close()
+
+
+def play_episodes(env: MultiTaskVecEnv, act: Callable[[np.ndarray], np.ndarray], episodes_per_copy: int,
+                  redraw: Callable[[np.ndarray], None] | None = None) -> EpisodeLog:
+    """Run ``episodes_per_copy`` episodes back to back on every copy of ``env`` (reset here).
+
+    ``act(obs)`` maps observations ``[M, N, obs_dim]`` to actions ``[M, N]`` / ``[M, N, act_dim]``;
+    ``redraw(starting)`` (``[M, N]`` bool) is told which copies begin another counted episode.
+    Returns each task's episodes in the order they ended."""
+    obs = env.reset()
+    remaining = np.full((env.num_tasks, env.envs_per_task), episodes_per_copy)
+    log = EpisodeLog.empty(env.num_tasks)
+    while remaining.any():
+        step = env.step(act(obs))
+        counted = step.done & (remaining > 0)
+        log.record(step, counted)
+        remaining -= counted
+        starting = counted & (remaining > 0)  # copies that begin another counted episode
+        if redraw is not None and starting.any():
+            redraw(starting)
+        obs = step.obs
     return log
 
 
