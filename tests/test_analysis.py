@@ -381,6 +381,106 @@ def test_fig6_refuses_a_panel_without_one_of_the_algorithms(ppo_and_sac_results,
         figures.plot_algorithm_comparison([("A", curves)], ["ppo", "sac"], ["l2_soft"], "t", "x.png", "x.pdf")
 
 
+
+@pytest.fixture
+def tuned_results(tmp_path: Path) -> Path:
+    """Results of cartpole10 runs with tuned hyperparameters: PPO varshare (seeds 0, 1), SAC varshare
+    (seed 0) and PPO l2_soft (seed 0; l2_soft has no SAC run in :func:`ppo_and_sac_results`)."""
+    runs = [make_run(tmp_path / "tuned", "varshare", seed, {0: [-1000] * 3, 100: [50 + seed] * 3, 200: [90] * 3})
+            for seed in (0, 1)]
+    runs.append(make_run(tmp_path / "tuned", "varshare", 0, {0: [-1000] * 3, 50: [70] * 3, 100: [120] * 3}, algo="sac"))
+    runs.append(make_run(tmp_path / "tuned", "l2_soft", 0, {0: [-1000] * 3, 100: [500] * 3}))
+    write_aggregate(runs, SUITE, tmp_path / "results/cartpole10_tuned", reps=20)
+    return tmp_path / "results/cartpole10_tuned"
+
+
+def legend_labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def drawn_lines(ax) -> list:
+    return [line for line in ax.get_lines() if len(line.get_ydata())]
+
+
+def test_fig6_draws_tuned_curves_at_full_strength_beside_thinner_defaults(ppo_and_sac_results, tuned_results,
+                                                                         monkeypatch):
+    saved = {}
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path, dpi=200: saved.update({Path(path).name: figure}))
+    assert main(plot_algos(ppo_and_sac_results[:1], "--algos", "ppo", "sac",
+                           "--tuned-results", str(tuned_results))) == 0
+    ax = saved["x.png"].axes[0]
+    # only varshare was tuned; l2_soft's tuned run is not drawn (no default SAC line); each tuned line
+    # is listed after its default one
+    assert legend_labels(ax) == ["hard_sharing (PPO) (n=2)", "hard_sharing (SAC) (n=1)", "varshare (PPO) (n=2)",
+                                 "varshare (PPO, tuned) (n=2)", "varshare (SAC) (n=1)", "varshare (SAC, tuned) (n=1)"]
+    lines = drawn_lines(ax)
+    assert [list(line.get_ydata()) for line in lines] == [[-1000, 20.5, 40], [-1000, 60, 80], [-1000, 30.5, 50],
+                                                          [-1000, 60, 80], [-1000, 50.5, 90], [-1000, 70, 120]]
+    defaults, tuned = lines[:4], lines[4:]
+    assert [line.get_color() for line in lines] == [METHOD_COLORS[m] for m in
+                                                    ("hard_sharing",) * 2 + ("varshare",) * 4]
+    assert [line.get_linestyle() for line in lines] == ["-", "--", "-", "--", "-", "--"]
+    assert all(line.get_linewidth() == 1.2 and line.get_alpha() == 0.45 and line.get_marker() in ("None", "", None)
+               for line in defaults)
+    assert all(line.get_linewidth() == 2.2 and line.get_alpha() is None and line.get_marker() == "o" for line in tuned)
+    handles = dict(zip(legend_labels(ax), ax.get_legend().legend_handles))
+    assert handles["varshare (SAC, tuned) (n=1)"].get_marker() == "o"
+    assert handles["varshare (SAC) (n=1)"].get_alpha() == 0.45
+    low, high = ax.get_ylim()
+    assert 10 < low < 20 and 120 < high < 126  # the tuned SAC curve's 120 is in range; step 0 is not
+
+
+def test_fig6_tuned_results_none_leaves_a_panel_as_without_tuned_curves(ppo_and_sac_results, tuned_results,
+                                                                        monkeypatch):
+    saved = {}
+    monkeypatch.setattr(figures, "save_figure", lambda figure, path, dpi=200: saved.update({Path(path).name: figure}))
+    both = [ppo_and_sac_results[0]] * 2
+    assert main(plot_algos(both, "--algos", "ppo", "sac")) == 0
+    plain = saved["x.png"].axes[0]
+    expected = (legend_labels(plain), [(list(line.get_ydata()), line.get_color(), line.get_linestyle(),
+                                        line.get_linewidth(), line.get_alpha(), line.get_marker())
+                                       for line in drawn_lines(plain)], plain.get_ylim())
+    assert expected[1][0][3:] == (1.8, None, "None")
+    assert main(plot_algos(both, "--algos", "ppo", "sac", "--tuned-results", "none", str(tuned_results))) == 0
+    untuned, tuned = saved["x.png"].axes[:2]
+    assert (legend_labels(untuned), [(list(line.get_ydata()), line.get_color(), line.get_linestyle(),
+                                      line.get_linewidth(), line.get_alpha(), line.get_marker())
+                                     for line in drawn_lines(untuned)], untuned.get_ylim()) == expected
+    assert "varshare (PPO, tuned) (n=2)" in legend_labels(tuned) and len(drawn_lines(tuned)) == 6
+    # a tuned table with none of the drawn methods and algorithms: the panel as without it
+    curves = pd.read_csv(ppo_and_sac_results[0] / "eval_curves.csv")
+    tuned_curves = pd.read_csv(tuned_results / "eval_curves.csv")
+    figures.plot_algorithm_comparison([("A", curves)], ["ppo", "sac"], ["hard_sharing"], "t", "x.png", "x.pdf",
+                                      tuned=[tuned_curves])
+    ax = saved["x.png"].axes[0]
+    assert legend_labels(ax) == ["hard_sharing (PPO) (n=2)", "hard_sharing (SAC) (n=1)"]
+    assert [line.get_linewidth() for line in drawn_lines(ax)] == [1.8, 1.8]
+
+
+def test_fig6_refuses_wrong_tuned_results(ppo_and_sac_results, tuned_results, tmp_path, capsys):
+    both = [ppo_and_sac_results[0]] * 2
+    assert main(plot_algos(both, "--algos", "ppo", "sac", "--tuned-results", str(tuned_results))) == 2
+    assert capsys.readouterr().err == ("give one --tuned-results entry (a results directory, or none) per "
+                                       "--results directory\n")
+    assert main(plot_algos(ppo_and_sac_results[:1], "--algos", "ppo", "sac", "--tuned-results", "none", "none")) == 2
+    assert "give one --tuned-results entry" in capsys.readouterr().err
+    assert main(["plot", "curves", "--results", str(ppo_and_sac_results[0]), "--panel-titles", "A", "--methods",
+                 "varshare", "--tuned-results", str(tuned_results), "--title", "t", "--png", "x.png",
+                 "--pdf", "x.pdf"]) == 2
+    assert capsys.readouterr().err == "--tuned-results is for kind algos (Fig. 6)\n"
+    assert main(plot_mt10_command(ppo_and_sac_results[0], "--tuned-results", "none")) == 2
+    assert "--tuned-results is for kind algos" in capsys.readouterr().err
+    assert main(plot_algos(ppo_and_sac_results[:1], "--algos", "ppo", "sac", "--tuned-results",
+                           str(tmp_path / "missing"))) == 2
+    assert "eval_curves.csv: not found" in capsys.readouterr().err
+    assert main(plot_algos(ppo_and_sac_results[:1], "--algos", "ppo", "sac", "--tuned-results", str(tuned_results),
+                           "--methods", "hard_sharing")) == 2
+    assert f"{tuned_results}: no eval_curves rows for methods ['hard_sharing']" in capsys.readouterr().err
+    curves = pd.read_csv(ppo_and_sac_results[0] / "eval_curves.csv")
+    with pytest.raises(ValueError, match="1 tuned entries for 2 panels"):
+        figures.plot_algorithm_comparison([("A", curves), ("B", curves)], ["ppo", "sac"], ["varshare"], "t",
+                                          "x.png", "x.pdf", tuned=[None])
+
 # --- Fig. 7, Meta-World MT10: success rates -------------------------------------------------------
 MT10_TASKS = ["reach-v3", "push-v3", "pick-place-v3", "door-open-v3"]
 # SAC hard_sharing, seeds 0-2: per-task success at steps 0, 100, 200 (the final one)

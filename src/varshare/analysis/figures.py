@@ -8,7 +8,8 @@ each line (bar, panel) is one (name, algorithm), labelled ``"name (ALGO)"`` (e.g
 and dashed per algorithm (:func:`~varshare.analysis.style.algo_dashes`: the first solid); with one
 algorithm labels are the names alone. Learning curves take their y range from the evaluations after
 step 0 (:func:`learning_range`), so a fresh policy's return does not set the scale (SCIENCE.md,
-"Statistics and figures").
+"Statistics and figures"). Fig. 6 (:func:`plot_algorithm_comparison`) can draw tuned-hyperparameter curves
+beside the default ones, labelled ``"name (ALGO, tuned)"``.
 """
 
 from __future__ import annotations
@@ -98,22 +99,65 @@ def learning_range(curves: pd.DataFrame, keys: list[str], pad: float = 0.05) -> 
     return float(low - margin), float(high + margin)
 
 
-def _draw_curves(ax, curves: pd.DataFrame, hue: str, title: str, algos: list[str]) -> None:
-    """Mean ± std over seeds of ``return`` against ``step``, one line per (value of ``hue``, algo);
-    y range from :func:`learning_range`."""
-    names = ordered_methods(curves[hue]) if hue == "method" else list(dict.fromkeys(curves[hue]))
-    colors = ({n: method_color(n) for n in names} if hue == "method"
-              else dict(zip(names, sns.color_palette("colorblind", len(names)))))
-    keys = _keys(curves, hue, names, algos)
+#: how :func:`_draw_curves` draws the lines of a panel that also has tuned-hyperparameter curves: the
+#: default lines thinner and lighter, the tuned ones at full strength with markers (colour and dash
+#: stay the (name, algo)'s); a panel without tuned curves draws its lines at linewidth 1.8
+DEFAULT_LINE = {"linewidth": 1.8}
+FADED_LINE = {"linewidth": 1.2, "alpha": 0.45}
+TUNED_LINE = {"linewidth": 2.2, "marker": "o", "markersize": 4}
+
+
+def _tuned_name(name: str, algo: str, algos: list[str]) -> str:
+    """How a tuned-hyperparameter line is named: ``"name (ALGO, tuned)"`` when the figure draws several
+    ``algos``, else ``"name (tuned)"``."""
+    return f"{name} ({algo_label(algo)}, tuned)" if len(algos) > 1 else f"{name} (tuned)"
+
+
+def _lineplot(ax, curves: pd.DataFrame, hue: str, keys: list[tuple[str, str]], algos: list[str],
+              colors: dict, name, line: dict) -> dict[tuple[str, str], str]:
+    """Mean ± std over seeds of ``curves``' ``return`` against ``step`` on ``ax``, one line per key of
+    ``keys`` ((value of ``hue``, algo), each with rows in ``curves`` and no other rows), coloured by
+    ``colors`` (of the ``hue`` value), dashed per algo (:func:`~varshare.analysis.style.algo_dashes`
+    of ``algos``), drawn with the matplotlib line properties ``line``; labelled
+    ``name(hue value, algo, algos) + " (n=seeds)"``. Returns each key's label."""
     seeds = curves.groupby([hue, "algo"])["seed"].nunique()
-    labels = {key: f"{_name(*key, algos)} (n={int(seeds[key])})" for key in keys}
+    labels = {key: f"{name(*key, algos)} (n={int(seeds[key])})" for key in keys}
     dashes = algo_dashes(algos)
     data = curves.assign(label=[labels[key] for key in zip(curves[hue], curves["algo"])])
     order = [labels[key] for key in keys]
     sns.lineplot(data=data, x="step", y="return", hue="label", hue_order=order, style="label", style_order=order,
                  palette={labels[k]: colors[k[0]] for k in keys}, dashes={labels[k]: dashes[k[1]] for k in keys},
-                 estimator="mean", errorbar="sd", err_kws={"alpha": 0.2, "linewidth": 0}, linewidth=1.8, ax=ax)
-    limits = learning_range(curves, [hue, "algo"])
+                 estimator="mean", errorbar="sd", err_kws={"alpha": 0.2, "linewidth": 0}, ax=ax, **line)
+    return labels
+
+
+def _draw_curves(ax, curves: pd.DataFrame, hue: str, title: str, algos: list[str],
+                 tuned: pd.DataFrame | None = None) -> None:
+    """Mean ± std over seeds of ``return`` against ``step``, one line per (value of ``hue``, algo);
+    y range from :func:`learning_range`.
+
+    ``tuned``: curves of runs with tuned hyperparameters (the columns of ``curves``), or None. Each of
+    its (value of ``hue``, algo) that has a line in ``curves`` gets a second line, in that line's
+    colour and dash, drawn as :data:`TUNED_LINE` and labelled ``"name (ALGO, tuned) (n=seeds)"``
+    (:func:`_tuned_name`); its other rows are not drawn. When any is drawn, the default lines are
+    drawn as :data:`FADED_LINE`, each listed in the legend before its tuned line, and the y range
+    spans both; otherwise the panel is drawn as without ``tuned``.
+    """
+    names = ordered_methods(curves[hue]) if hue == "method" else list(dict.fromkeys(curves[hue]))
+    colors = ({n: method_color(n) for n in names} if hue == "method"
+              else dict(zip(names, sns.color_palette("colorblind", len(names)))))
+    keys = _keys(curves, hue, names, algos)
+    tuned_keys = [] if tuned is None else [key for key in _keys(tuned, hue, names, algos) if key in keys]
+    labels = _lineplot(ax, curves, hue, keys, algos, colors, _name, FADED_LINE if tuned_keys else DEFAULT_LINE)
+    order = [labels[key] for key in keys]
+    if tuned_keys:
+        rows = tuned[[key in tuned_keys for key in zip(tuned[hue], tuned["algo"])]]
+        tuned_labels = _lineplot(ax, rows, hue, tuned_keys, algos, colors, _tuned_name, TUNED_LINE)
+        order = [label for key in keys for label in (labels[key], tuned_labels.get(key)) if label]
+        limits = learning_range(pd.concat([curves.assign(tuned=False), rows.assign(tuned=True)]),
+                                [hue, "algo", "tuned"])
+    else:
+        limits = learning_range(curves, [hue, "algo"])
     if limits:
         ax.set_ylim(*limits)
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
@@ -121,7 +165,9 @@ def _draw_curves(ax, curves: pd.DataFrame, hue: str, title: str, algos: list[str
     ax.set_ylabel(RETURN_LABEL)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(title=f"{hue} (mean ± std over seeds)", fontsize="small", title_fontsize="small")
+    handles = {label: handle for handle, label in zip(*ax.get_legend_handles_labels())}
+    ax.legend([handles[label] for label in order], order, title=f"{hue} (mean ± std over seeds)", fontsize="small",
+              title_fontsize="small")
 
 
 def plot_learning_curves(curves: pd.DataFrame, title: str, out_png: str | Path, out_pdf: str | Path) -> None:
@@ -141,7 +187,8 @@ def plot_learning_curves(curves: pd.DataFrame, title: str, out_png: str | Path, 
 
 
 def plot_curve_panels(panels: list[tuple[str, pd.DataFrame]], title: str | None, out_png: str | Path,
-                      out_pdf: str | Path, hue: str = "method", algos: list[str] | None = None) -> None:
+                      out_pdf: str | Path, hue: str = "method", algos: list[str] | None = None,
+                      tuned: Sequence[pd.DataFrame | None] | None = None) -> None:
     """Side-by-side learning-curve panels (e.g. one per suite), each as :func:`plot_learning_curves`.
 
     Args:
@@ -150,11 +197,20 @@ def plot_curve_panels(panels: list[tuple[str, pd.DataFrame]], title: str | None,
         hue: the column whose values are the lines (``method``, or ``strategy`` for Fig. 3).
         algos: the algorithms of the rows, in dash order (the first solid); None: those present, in
             :func:`~varshare.analysis.style.ordered_algos` order.
+        tuned: None, or one entry per panel: the curves (columns of the panel's) of runs with tuned
+            hyperparameters, drawn beside the panel's lines as :func:`_draw_curves` describes, or None
+            for a panel without them.
+
+    Raises:
+        ValueError: when ``tuned`` does not hold one entry per panel.
     """
+    tuned = [None] * len(panels) if tuned is None else list(tuned)
+    if len(tuned) != len(panels):
+        raise ValueError(f"{len(tuned)} tuned entries for {len(panels)} panels: give one per panel (None: none)")
     algos = algos or _algos([curves for _, curves in panels])
     figure = new_figure(6.4 * len(panels), 4.2 + (0.3 if title else 0))
-    for index, (panel_title, curves) in enumerate(panels):
-        _draw_curves(figure.add_subplot(1, len(panels), index + 1), curves, hue, panel_title, algos)
+    for index, ((panel_title, curves), panel_tuned) in enumerate(zip(panels, tuned)):
+        _draw_curves(figure.add_subplot(1, len(panels), index + 1), curves, hue, panel_title, algos, panel_tuned)
     if title:
         figure.suptitle(title)
     save_figure(figure, out_png)
@@ -162,7 +218,8 @@ def plot_curve_panels(panels: list[tuple[str, pd.DataFrame]], title: str | None,
 
 
 def plot_algorithm_comparison(panels: list[tuple[str, pd.DataFrame]], algos: Sequence[str],
-                              methods: Sequence[str], title: str, out_png: str | Path, out_pdf: str | Path) -> None:
+                              methods: Sequence[str], title: str, out_png: str | Path, out_pdf: str | Path,
+                              tuned: Sequence[pd.DataFrame | None] | None = None) -> None:
     """Fig. 6: each method's learning curve under every algorithm of ``algos``, one panel per suite.
 
     Args:
@@ -173,16 +230,25 @@ def plot_algorithm_comparison(panels: list[tuple[str, pd.DataFrame]], algos: Seq
             dashed (:func:`~varshare.analysis.style.algo_dashes`).
         methods: the methods to draw; a panel draws those of them with curves of every algorithm.
         title: figure title; out_png, out_pdf: output files.
+        tuned: None (no tuned curves), or one entry per panel: None, or the curves (columns as
+            ``panels``') of runs trained with tuned hyperparameters (e.g. an HPO study's best), of any
+            subset of the methods and algorithms; those of the methods and algorithms the panel draws
+            are drawn too.
 
     Each line is the mean over seeds (band ± one std), one colour per method, labelled
-    ``"method (ALGO) (n=seeds)"``; y range from :func:`learning_range`.
+    ``"method (ALGO) (n=seeds)"``; y range from :func:`learning_range`. A panel with tuned curves
+    also draws each of them in its (method, algo)'s colour and dash at full strength (thicker, with
+    markers), labelled ``"method (ALGO, tuned) (n=seeds)"``, its default lines thinner and lighter,
+    and its y range spans both; a panel without them is drawn as when ``tuned`` is None.
 
     Raises:
         ValueError: naming the panel, when it has no curves of one of ``algos``, or no method of
-            ``methods`` has curves of all of them.
+            ``methods`` has curves of all of them; when ``tuned`` does not hold one entry per panel.
     """
-    drawn = []
-    for panel_title, curves in panels:
+    if tuned is not None and len(tuned) != len(panels):
+        raise ValueError(f"{len(tuned)} tuned entries for {len(panels)} panels: give one per panel (None: none)")
+    drawn, drawn_tuned = [], []
+    for index, (panel_title, curves) in enumerate(panels):
         missing = [algo for algo in algos if not (curves["algo"] == algo).any()]
         if missing:
             raise ValueError(f"panel {panel_title!r}: no evaluation curves of algo {', '.join(missing)}; "
@@ -192,7 +258,11 @@ def plot_algorithm_comparison(panels: list[tuple[str, pd.DataFrame]], algos: Seq
             raise ValueError(f"panel {panel_title!r}: none of the methods {list(methods)} has curves of every "
                              f"algo of {list(algos)}")
         drawn.append((panel_title, curves[curves["method"].isin(shared) & curves["algo"].isin(algos)]))
-    plot_curve_panels(drawn, title, out_png, out_pdf, algos=list(algos))
+        panel_tuned = None if tuned is None else tuned[index]
+        if panel_tuned is not None:
+            panel_tuned = panel_tuned[panel_tuned["method"].isin(shared) & panel_tuned["algo"].isin(algos)]
+        drawn_tuned.append(panel_tuned if panel_tuned is not None and not panel_tuned.empty else None)
+    plot_curve_panels(drawn, title, out_png, out_pdf, algos=list(algos), tuned=drawn_tuned)
 
 
 def plot_sharing_map(panels: list[tuple[str, pd.DataFrame]], title: str, out_png: str | Path,
