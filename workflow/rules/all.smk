@@ -12,6 +12,10 @@ STUDY_OUTPUTS = [
     *(f"figures/fig7_mt10.{ext}" for ext in ("png", "pdf") if MT10_ALGOS),
     *(f"figures/loo_{s}_{a}.{ext}" for s, plan in LOO_SUITES.items() for a in plan.algos for ext in ("png", "pdf")),
     *(f"data/results/{s}/loo/loo_summary.csv" for s in LOO_SUITES),
+    *(path for s, a, m in HPO_STUDIES for path in (
+        f"data/hpo/{s}/{a}/{m}/trials.csv", f"data/hpo/{s}/{a}/{m}/best_params.yaml",
+        hpo_figure(s, a, m, "history"), hpo_figure(s, a, m, "importance"))),
+    *(f"data/results/{s}/tuned/iqm.csv" for s in HPO_SUITES),
 ]
 
 if os.path.exists("figures/all") and not all(os.path.exists(p) for p in STUDY_OUTPUTS):

@@ -10,8 +10,10 @@ from varshare.analysis.style import algo_label
 from varshare.config import ALGOS as KNOWN_ALGOS
 from varshare.config import REGIMES, ConfigError
 from varshare.envs.suites import SUITES as KNOWN_SUITES
-from varshare.pipeline_config import (experiment_overrides, job_resources, load_pipeline_config, loo_overrides,
-                                      loo_suites, plan_seeds, training_plan, typed_strings)
+from varshare.hpo.spec import StudySettings
+from varshare.pipeline_config import (experiment_overrides, hpo_studies, hpo_trial_overrides, job_resources,
+                                      load_pipeline_config, loo_overrides, loo_suites, plan_seeds, training_plan,
+                                      typed_strings)
 from varshare.provenance import import_closure
 
 try:
@@ -88,6 +90,7 @@ def family_resources(family):
 TRAIN_RESOURCES = family_resources("train")
 LOO_RESOURCES = family_resources("loo")
 PRUNE_RESOURCES = family_resources("prune")
+HPO_RESOURCES = family_resources("hpo")
 
 
 wildcard_constraints:
@@ -97,3 +100,4 @@ wildcard_constraints:
     seed=r"\d+",
     holdout=r"[A-Za-z0-9_.-]+",
     regime="|".join(REGIMES),
+    worker=r"\d+",

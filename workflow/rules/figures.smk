@@ -169,22 +169,26 @@ if FIG6_SUITES:
 
     rule figure_ppo_vs_sac:
         """Fig. 6: PPO (solid) against SAC (dashed) per compared method, one panel per suite; each panel
-        draws the methods both algorithms trained there."""
+        draws the methods both algorithms trained there, and the tuned-hyperparameter runs of the
+        suite's HPO studies (`hpo`) beside them."""
         input:
             results=expand("data/results/{suite}/aggregate.json", suite=FIG6_SUITES),
+            tuned=[f"data/results/{suite}/tuned/aggregate.json" for suite in FIG6_SUITES if suite in HPO_SUITES],
             code=FIGURE_SOURCES,
         output:
             png=report("figures/fig6_ppo_vs_sac.png", caption="../report/fig6.rst", category="PPO vs SAC"),
             pdf="figures/fig6_ppo_vs_sac.pdf",
         params:
             panels=panel_args(FIG6_SUITES),
+            tuned=(f"--tuned-results {' '.join(f'data/results/{s}/tuned' if s in HPO_SUITES else 'none' for s in FIG6_SUITES)}"
+                   if any(s in HPO_SUITES for s in FIG6_SUITES) else ""),
             methods=" ".join(FIG6_METHODS),
             title=f"PPO vs SAC: evaluation return per method ({PRESET.preset} preset)",
         log:
             "logs/figures/fig6_ppo_vs_sac.log",
         shell:
-            "varshare plot algos {params.panels} --algos ppo sac --methods {params.methods} --title {params.title:q}"
-            " --png {output.png} --pdf {output.pdf} > {log} 2>&1"
+            "varshare plot algos {params.panels} {params.tuned} --algos ppo sac --methods {params.methods}"
+            " --title {params.title:q} --png {output.png} --pdf {output.pdf} > {log} 2>&1"
 
 
 # Fig. 7, Meta-World MT10: success rates of every method MT10 trains, a row per algorithm (curves
