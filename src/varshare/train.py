@@ -288,7 +288,7 @@ def prepare_run_directory(out: Path, config: ExperimentConfig, specs: list[TaskS
 def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, seed: int, out: str | Path,
           env_mode: str = "sync", replace_stale: bool = False, record: dict | None = None,
           init_model: Callable[[nn.Module], None] | None = None,
-          on_evaluation: Callable[[int, dict[str, dict[str, float]]], None] | None = None) -> dict:
+          on_evaluation: Callable[[int, dict[str, dict[str, float]], bool], None] | None = None) -> dict:
     """Train ``method_name`` with ``seed`` on ``specs`` with the config's algorithm into ``out``
     (resuming if it holds a ``resume.pt`` of the same run); returns the summary also written to
     ``done.json``.
@@ -299,9 +299,9 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
             ``checkpoint.pt`` (keys ``holdout``, ``adaptation``); ``config.holdout`` adds
             ``holdout`` and drops that task from ``specs`` (:class:`RunSetupError` if it is not there).
         init_model: see :class:`~varshare.algos.agent.Agent` (leave-one-out adaptation).
-        on_evaluation: called after every evaluation of this session with the env steps per task
-            and :attr:`Run.last_evaluation`; an exception it raises stops the run there (the
-            envs are closed; hyperparameter studies prune trials this way).
+        on_evaluation: called after every evaluation of this session with the env steps per task,
+            :attr:`Run.last_evaluation` and whether it is the final one; an exception it raises
+            stops the run there (the envs are closed; hyperparameter studies prune trials this way).
     """
     out = Path(out)
     if config.holdout is not None:
@@ -326,7 +326,7 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
             run.record_task_diagnostics()
             run.evaluate()
             if on_evaluation is not None:
-                on_evaluation(agent.steps_per_task, run.last_evaluation)
+                on_evaluation(agent.steps_per_task, run.last_evaluation, agent.num_iterations == 0)
         start, last_print = time.perf_counter(), -math.inf
         final_return = math.nan
         while agent.iteration < agent.num_iterations:
@@ -345,7 +345,7 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
                 run.record_task_diagnostics()
                 final_return = run.evaluate()
                 if on_evaluation is not None:
-                    on_evaluation(agent.steps_per_task, run.last_evaluation)
+                    on_evaluation(agent.steps_per_task, run.last_evaluation, is_last)
             if agent.iteration % run.iterations_per_checkpoint == 0 and not is_last:
                 run.checkpoint_boundary()
     finally:

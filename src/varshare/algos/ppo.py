@@ -424,7 +424,7 @@ class PPO:
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"non-finite loss at iteration {self.iteration} (rl_loss={rl_loss.item()}, "
-                f"extra_loss={float(extra_loss)}); stopping"
+                f"extra_loss={float(torch.as_tensor(extra_loss).detach())}); stopping"
             )
 
         self.optimizer.zero_grad(set_to_none=True)

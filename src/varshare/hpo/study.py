@@ -205,10 +205,9 @@ def _run_trial(trial: optuna.Trial, spec: StudySpec, space, scores: ScoreRange, 
     and objective (the last evaluation's score)."""
     params = suggest(trial, space)
     config = load_config(spec.config, overrides_of(space, params))
-    budget = config.total_steps_per_task
     last = {"score": math.nan}
 
-    def report(step: int, evaluation: dict[str, dict[str, float]]) -> None:
+    def report(step: int, evaluation: dict[str, dict[str, float]], final: bool) -> None:
         if step == 0:
             return
         last["score"] = score = scores.score(evaluation[scores.metric])
@@ -216,7 +215,7 @@ def _run_trial(trial: optuna.Trial, spec: StudySpec, space, scores: ScoreRange, 
         if not math.isfinite(score):
             raise _Diverged(f"evaluation score {score} at step {step}")
         trial.report(score, step)
-        if step < budget and trial.should_prune():
+        if not final and trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step} with score {score:.4f}")
 
     start = time.perf_counter()
