@@ -26,7 +26,7 @@ CHECKOUT = ["Snakefile", "workflow", "configs", "src/varshare", "dvc.yaml", ".dv
 PRESET = "smoke"
 SNAKEMAKE_ARGS = ("--config suites=[cartpole10] methods=[hard_sharing,varshare] "
                   "variants=[varshare,varshare_reptile] top_variants=[varshare,varshare_reptile] 'loo={methods: []}' "
-                  "algos=[ppo]")
+                  "algos=[ppo] 'hpo={n_trials: 2}'")
 SNAKEMAKE_CLI = ["figures/all", "--configfile", f"configs/{PRESET}.yaml",
                  "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
                  "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]", "loo={methods: []}",
@@ -74,7 +74,7 @@ def test_shipped_dvc_yaml_persists_every_output_and_defaults_to_the_default_pres
     dvc_yaml = yaml.safe_load((REPO / "dvc.yaml").read_text())
     (stage,) = dvc_yaml["stages"].values()
     outs = {path: opts for out in stage["outs"] for path, opts in out.items()}
-    assert set(outs) == {"data/tasks", "data/configs", "data/runs", "data/results", "figures"}
+    assert set(outs) == {"data/tasks", "data/configs", "data/runs", "data/hpo", "data/results", "figures"}
     assert all(opts.get("persist") is True for opts in outs.values())
     assert dvc_yaml["vars"][0]["preset"] == "default"
     assert "--configfile configs/${preset}.yaml" in stage["cmd"] and "figures/all" in stage["cmd"]

@@ -22,11 +22,12 @@ from helpers import copy_checkout
 REPO = Path(__file__).resolve().parents[1]
 SHIMS = REPO / "tests" / "slurm_shims"
 PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
-# PPO only, without the leave-one-out stage (loo.methods empty): test_workflow.py runs SAC and
-# leave-one-out end to end.
+# PPO only, without the leave-one-out stage (loo.methods empty), and a 2-trial HPO study of varshare
+# whose two workers are SLURM jobs on one journal: test_workflow.py runs SAC, leave-one-out and
+# Fig. 6 end to end.
 SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
          "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]", "loo={methods: []}",
-         "algos=[ppo]"]
+         "algos=[ppo]", "hpo={n_trials: 2}"]
 # The plugin waits 40 s before its first status check and after each finished job; a real queue
 # needs that, the fake cluster does not.
 FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "1"]
@@ -124,8 +125,17 @@ def test_profile_runs_the_dag_through_slurm_and_resubmits_a_failed_job(workdir, 
     assert [p.name for p in slurm_logs.rglob("*.log")] == [f"{retried[0]['jobid']}.log"]
     assert (workdir / "logs/train/cartpole10/ppo/varshare/seed0.log").is_file()  # the rule's own log
 
-    # the train and prune rules' declared resources (smoke preset: 1 thread, 1000 MB, 10 min, no GPU)
-    for job in (j for j in jobs if j["rule"] in ("train", "prune") and j is not retried[1]):
+    # the HPO study's two workers were jobs of their own that shared its journal and finished it
+    workers = [job for job in jobs if job["rule"] == "hpo_worker"]
+    assert len(workers) == 2 and len({job["jobid"] for job in workers}) == 2
+    trials = (workdir / "data/hpo/cartpole10/ppo/varshare/trials.csv").read_text().splitlines()[1:]
+    assert len(trials) == 2 and all(",COMPLETE," in row or ",PRUNED," in row for row in trials)
+    assert (workdir / "data/runs/cartpole10/tuned/ppo/varshare/seed0/done.json").is_file()
+
+    # the declared resources of the train (and tuned training), prune and hpo_worker rules (smoke
+    # preset: 1 thread, 1000 MB, 10 min, no GPU)
+    resourced = ("train", "prune", "hpo_worker", "train_tuned")
+    for job in (j for j in jobs if j["rule"] in resourced and j is not retried[1]):
         request, line = job["request"], job["cmdline"]
         assert (request["account"], request["partition"]) == ("test", "cpu")
         assert (request["cpus_per_task"], request["mem_mb"], request["time_minutes"]) == (1, 1000, 10)
@@ -133,7 +143,7 @@ def test_profile_runs_the_dag_through_slurm_and_resubmits_a_failed_job(workdir, 
         for piece in (" -A test ", " -p cpu ", " -t 10 ", " --mem 1000 ", " --cpus-per-task=1 ", " --ntasks=1 "):
             assert piece in line, (piece, line)
     # rules without resources of their own get the profile's defaults
-    for job in (j for j in jobs if j["rule"] not in ("train", "prune")):
+    for job in (j for j in jobs if j["rule"] not in resourced):
         assert (job["request"]["mem_mb"], job["request"]["time_minutes"]) == (2000, 30)
         assert (job["request"]["account"], job["request"]["partition"]) == ("test", "cpu")
         assert job["request"]["cpus_per_task"] == 1 and job["request"]["gpus"] is None

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 # (Fig. 7, leave-one-out scored by success with SAC), at a fraction of the whole smoke DAG's cost.
 SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10,mt10]",
          "methods=[hard_sharing,varshare]", "variants=[varshare,varshare_reptile]",
-         "top_variants=[varshare,varshare_reptile]"]
+         "top_variants=[varshare,varshare_reptile]", "hpo={n_trials: 2}"]
 
 
 @pytest.fixture
@@ -108,6 +108,13 @@ def job_counts(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.MULTILINE)}
 
 
+def hpo_jobs(suites: int, studies: int, workers: int, tuned_runs: int) -> dict[str, int]:
+    """Jobs of the HPO stages: a score range per suite, per study its creation, workers and report,
+    the tuned runs and their aggregates (one per suite)."""
+    return dict(hpo_score_range=suites, hpo_study=studies, hpo_worker=studies * workers, hpo_report=studies,
+                train_tuned=tuned_runs, aggregate_tuned=suites)
+
+
 # Jobs per rule of each shipped preset's `figures/all`, from its plans (suites × algorithms × methods
 # × seeds; MT10 with its own methods and seeds).
 PLANNED = {
@@ -116,13 +123,17 @@ PLANNED = {
     "smoke": dict(train=2 * (16 + 7) + (1 + 2), envs=3, aggregate=3, experiment_config=6, figure_methods=4,
                   figure_fig4_variants=1, figure_fig5_top_variants=1, figure_fig3_strategies=2,
                   figure_sharing_map=2, figure_pruning=2, prune=2 + 3, figure_ppo_vs_sac=1, figure_mt10=1,
-                  loo_pretrain=3, loo_adapt=3 * 3, loo_aggregate=3, loo_figure=3),
+                  loo_pretrain=3, loo_adapt=3 * 3, loo_aggregate=3, loo_figure=3,
+                  # HPO: varshare with PPO and with SAC on CartPole-10, 2 workers each, one tuned seed
+                  **hpo_jobs(suites=1, studies=2, workers=2, tuned_runs=2)),
     # two suites, PPO 16 methods, SAC hard_sharing and varshare, 3 seeds; no MT10. Leave-one-out:
     # (CartPole 2 + LunarLander 1 held-out tasks) × 2 methods × 2 seeds
     "default": dict(train=2 * (16 + 2) * 3, envs=2, aggregate=2, experiment_config=4, figure_methods=4,
                     figure_fig4_variants=1, figure_fig5_top_variants=1, figure_fig3_strategies=2,
                     figure_sharing_map=2, figure_pruning=2, prune=2 * 2 * 3, figure_ppo_vs_sac=1,
-                    loo_pretrain=(2 + 1) * 2 * 2, loo_adapt=3 * (2 + 1) * 2 * 2, loo_aggregate=2, loo_figure=2),
+                    loo_pretrain=(2 + 1) * 2 * 2, loo_adapt=3 * (2 + 1) * 2 * 2, loo_aggregate=2, loo_figure=2,
+                    # HPO: hard_sharing and varshare × PPO and SAC × 2 suites, 2 workers, 3 tuned seeds
+                    **hpo_jobs(suites=2, studies=2 * 2 * 2, workers=2, tuned_runs=2 * 2 * 2 * 3)),
     # 16 methods × 2 algorithms × 5 seeds on two suites; MT10: 10 methods × 2 algorithms × 10 seeds.
     # Leave-one-out: CartPole 10 and LunarLander 4 held-out tasks × 7 methods × 5 seeds (PPO), MT10
     # 5 × 2 methods × 3 seeds (SAC)
@@ -130,7 +141,9 @@ PLANNED = {
                   figure_fig4_variants=2, figure_fig5_top_variants=2, figure_fig3_strategies=2,
                   figure_sharing_map=2, figure_pruning=2, prune=2 * 2 * 5 + 2 * 10, figure_ppo_vs_sac=1,
                   figure_mt10=1, loo_pretrain=(10 + 4) * 7 * 5 + 5 * 2 * 3,
-                  loo_adapt=3 * ((10 + 4) * 7 * 5 + 5 * 2 * 3), loo_aggregate=3, loo_figure=3),
+                  loo_adapt=3 * ((10 + 4) * 7 * 5 + 5 * 2 * 3), loo_aggregate=3, loo_figure=3,
+                  # HPO: the 7 compared methods × PPO and SAC × 2 suites, 4 workers, 5 tuned seeds
+                  **hpo_jobs(suites=2, studies=7 * 2 * 2, workers=4, tuned_runs=7 * 2 * 2 * 5)),
     # MT10 alone: 3 methods × 2 algorithms × 3 seeds; varshare's portfolio figures; no leave-one-out
     "mt10": dict(train=3 * 2 * 3, envs=1, aggregate=1, experiment_config=2, figure_fig3_strategies=2,
                  figure_sharing_map=2, figure_pruning=2, prune=2 * 3, figure_mt10=1),
@@ -244,7 +257,8 @@ def test_no_target_builds_figures_all_with_the_plans_sac_jobs(workdir):
         assert f"--config data/configs/{suite}/sac.yaml" in job["shell"] and "--algo sac" in job["shell"]
     (fig6,) = [job for job in jobs if job["rule"] == "figure_ppo_vs_sac"]
     assert ("varshare plot algos --results data/results/cartpole10 data/results/lunarlander20 --panel-titles "
-            f"CartPole-10 LunarLander-20 --algos ppo sac --methods {' '.join(compared)}") in fig6["shell"]
+            "CartPole-10 LunarLander-20 --tuned-results data/results/cartpole10/tuned none --algos ppo sac "
+            f"--methods {' '.join(compared)}") in fig6["shell"]  # CartPole-10's HPO studies give tuned curves
     (manifest,) = [job for job in jobs if job["rule"] == "study_manifest"]
     built = manifest["input"].split(", ")
     assert "figures/fig6_ppo_vs_sac.png" in built and "figures/fig1_cartpole10_sac_methods.png" in built
@@ -336,6 +350,17 @@ def test_figures_all_builds_from_clean_and_rebuilds_a_deleted_figure(workdir):
     assert json.loads((workdir / "data/results/mt10/loo/loo.json").read_text())["metric"] == "success"
     assert (workdir / "data/runs/mt10/loo/sac/hard_sharing/reach-v3/seed0/residual/done.json").is_file()
     assert (workdir / "data/results/mt10/pruning/sac_varshare_seed0.csv").is_file()
+    # HPO: a study per algorithm (2 trials by 2 workers), its report, tuned runs, Fig. 6's tuned curves
+    for algo in ("ppo", "sac"):
+        trials = pd.read_csv(workdir / f"data/hpo/cartpole10/{algo}/varshare/trials.csv")
+        assert len(trials) == 2 and set(trials["state"]) <= {"COMPLETE", "PRUNED"} and trials["default"].iloc[0]
+        assert f"figures/hpo/cartpole10_{algo}_varshare_history.png" in manifest
+        best = yaml.safe_load((workdir / f"data/hpo/cartpole10/{algo}/varshare/best_params.yaml").read_text())
+        tuned = yaml.safe_load((workdir / f"data/runs/cartpole10/tuned/{algo}/varshare/seed0/config.yaml").read_text())
+        assert all(tuned[key.split(".")[0]][key.split(".")[1]] == value for key, value in best["best_params"].items())
+    tuned_curves = pd.read_csv(workdir / "data/results/cartpole10/tuned/eval_curves.csv")
+    assert sorted(set(zip(tuned_curves["algo"], tuned_curves["method"]))) == [("ppo", "varshare"), ("sac", "varshare")]
+    assert "data/results/cartpole10/tuned/iqm.csv" in manifest
 
     (workdir / "figures/fig1_cartpole10_ppo_methods.png").unlink()
     result = snakemake(workdir, "figures/all", *SMALL)
