@@ -273,3 +273,14 @@ def test_the_cli_refuses_a_missing_study_and_tasks_of_another_suite(tmp_path, ca
     tasks.write_text(specs_to_json(build_suite("cartpole10")[2:4]))
     assert main(["hpo", "--study", str(tmp_path), "--tasks", str(tasks)]) == 2
     assert "are not those of the study's score range" in capsys.readouterr().err
+
+
+def test_a_plan_s_pruner_replaces_the_preset_s_for_its_studies_only():
+    from varshare.pipeline_config import hpo_settings, hpo_studies
+
+    preset = load_pipeline_config(yaml.safe_load((REPO / "configs/default.yaml").read_text()), REPO)[0]
+    assert hpo_studies(preset) == {(suite, algo): ["hard_sharing", "varshare"]
+                                   for suite in ("cartpole10", "lunarlander20") for algo in ("ppo", "sac")}
+    assert hpo_settings(preset, "lunarlander20", "sac").pruner.warmup_steps == 15_000  # past SAC's warm-up
+    ppo = hpo_settings(preset, "lunarlander20", "ppo")
+    assert ppo.pruner == preset.hpo.pruner and ppo.n_trials == 20 and ppo.startup_trials == 5

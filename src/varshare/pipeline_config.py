@@ -37,7 +37,7 @@ from varshare.config import (
 )
 from varshare.envs.suites import SUITES as KNOWN_SUITES
 from varshare.envs.suites import build_suite
-from varshare.hpo.spec import StudySettings
+from varshare.hpo.spec import PrunerSettings, StudySettings
 
 
 Seeds = Annotated[list[Annotated[int, Ge(0)]], AfterValidator(_unique)]
@@ -172,6 +172,9 @@ class HPOStudyPlan(Section):
     space: dict[str, Any] = Field(
         default_factory=dict, description="Search-space entries replacing the space file's for these studies "
                                           "(dotted key → dimension; null removes the key).")
+    pruner: PrunerSettings | None = Field(
+        None, description="The pruner of these studies (null: hpo.pruner), e.g. with warmup_steps past an SAC "
+                          "warm-up, whose evaluations say nothing about the hyperparameters.")
 
 
 class HPOPlan(StudySettings):
@@ -452,6 +455,13 @@ def hpo_studies(preset: PipelineConfig) -> dict[tuple[str, str], list[str]]:
     algorithms (others are left out, as a ``--config suites=...`` or ``algos=...`` narrowing asks)."""
     return {(suite, algo): list(plan.methods) for suite, plans in preset.hpo.studies.items() for algo, plan in plans.items()
             if suite in preset.suites and algo in preset.algos}
+
+
+def hpo_settings(preset: PipelineConfig, suite: str, algo: str) -> StudySettings:
+    """The study settings of (suite, algo)'s studies: the ``hpo`` section's, with the plan's pruner."""
+    settings = StudySettings(**preset.hpo.model_dump(include=set(StudySettings.model_fields)))
+    pruner = preset.hpo.studies[suite][algo].pruner
+    return settings.model_copy(update={"pruner": pruner}) if pruner is not None else settings
 
 
 def hpo_trial_overrides(preset: PipelineConfig, suite: str, algo: str) -> dict[str, Any]:

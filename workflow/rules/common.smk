@@ -10,10 +10,9 @@ from varshare.analysis.style import algo_label
 from varshare.config import ALGOS as KNOWN_ALGOS
 from varshare.config import REGIMES, ConfigError
 from varshare.envs.suites import SUITES as KNOWN_SUITES
-from varshare.hpo.spec import StudySettings
-from varshare.pipeline_config import (experiment_overrides, hpo_studies, hpo_trial_overrides, job_resources,
-                                      load_pipeline_config, loo_overrides, loo_suites, plan_seeds, training_plan,
-                                      typed_strings)
+from varshare.pipeline_config import (experiment_overrides, hpo_settings, hpo_studies, hpo_trial_overrides,
+                                      job_resources, load_pipeline_config, loo_overrides, loo_suites, plan_seeds,
+                                      training_plan, typed_strings)
 from varshare.provenance import import_closure
 
 try:

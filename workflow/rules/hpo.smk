@@ -15,10 +15,12 @@ TUNED_DIR = "data/runs/{suite}/tuned/{algo}/{method}/seed{seed}"
 HPO_SOURCES = {algo: code_sources("varshare.hpo.study", "varshare.train", f"varshare.algos.{algo}")
                for algo in KNOWN_ALGOS}
 HPO_REPORT_SOURCES = code_sources("varshare.hpo.report")
-# the study settings the preset gives every study (varshare.hpo.spec.StudySettings)
-HPO_SETTINGS = " ".join(
-    f"--study-set {shlex.quote(f'{key}={json.dumps(value)}')}"
-    for key, value in PRESET.hpo.model_dump(include=set(StudySettings.model_fields)).items())
+
+
+def study_settings_args(suite, algo):
+    """`--study-set` arguments of (suite, algo)'s studies (varshare.hpo.spec.StudySettings)."""
+    return " ".join(f"--study-set {shlex.quote(f'{key}={json.dumps(value)}')}"
+                    for key, value in hpo_settings(PRESET, suite, algo).to_dict().items())
 
 
 def hpo_figure(suite, algo, method, kind):
@@ -66,7 +68,7 @@ if HPO:
             space=lambda w: " ".join(
                 f"--space-set {shlex.quote(f'{key}={json.dumps(value)}')}"
                 for key, value in PRESET.hpo.studies[w.suite][w.algo].space.items()),
-            settings=HPO_SETTINGS,
+            settings=lambda w: study_settings_args(w.suite, w.algo),
             device=HPO_RESOURCES["device"],
         threads: HPO_RESOURCES["threads"]
         log:
