@@ -4,8 +4,8 @@ with what.
 A preset (``configs/smoke.yaml``, ``default.yaml``, ``paper.yaml``, ``mt10.yaml``) names, per suite
 and algorithm, a plan (:class:`AlgoPlan`: an experiment config, the overrides this preset applies to
 it, and optionally the methods and seeds that algorithm trains there), and per rule family
-(``train``, ``loo``, ``prune``) the resources a job asks for, with overrides per suite or
-``suite/algo``. A (suite, algo) trains iff ``algo`` is in ``algos`` and the suite has a plan for it
+(``train``, ``loo``, ``prune``, ``hpo``) the resources a job asks for, with overrides per suite or
+``suite/algo``. ``hpo`` names the hyperparameter studies (:class:`HPOPlan`, :func:`hpo_studies`). A (suite, algo) trains iff ``algo`` is in ``algos`` and the suite has a plan for it
 (:func:`training_plan`), with the plan's seeds (:func:`plan_seeds`: the preset's unless the plan
 sets its own). The Snakefile validates the whole preset — including every resolved (suite, algo)
 experiment config — when it loads, so a bad value fails with one message naming its key before any
