@@ -30,7 +30,7 @@ SNAKEMAKE_ARGS = ("--config suites=[cartpole10] methods=[hard_sharing,varshare] 
 SNAKEMAKE_CLI = ["figures/all", "--configfile", f"configs/{PRESET}.yaml",
                  "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
                  "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]", "loo={methods: []}",
-                 "algos=[ppo]"]
+                 "algos=[ppo]", "hpo={n_trials: 2}"]
 GIT_COMMIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "commit", "-q"]
 
 

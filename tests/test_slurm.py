@@ -28,9 +28,9 @@ PROFILE = ["--workflow-profile", "workflow/profiles/slurm"]
 SMALL = ["--configfile", "configs/smoke.yaml", "--config", "suites=[cartpole10]", "methods=[hard_sharing,varshare]",
          "variants=[varshare,varshare_reptile]", "top_variants=[varshare,varshare_reptile]", "loo={methods: []}",
          "algos=[ppo]", "hpo={n_trials: 2}"]
-# The plugin waits 40 s before its first status check and after each finished job; a real queue
-# needs that, the fake cluster does not.
-FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "1"]
+# The plugin waits 40 s before its first status check and after each finished job, and Snakemake
+# 10 s between rounds of checks; a real queue needs that, the fake cluster does not.
+FAST_POLLING = ["--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "1"]
 TRAIN_VARSHARE = "rule_train_wildcards_cartpole10_ppo_varshare_0"  # the plugin's --comment
 
 
