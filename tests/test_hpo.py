@@ -284,3 +284,24 @@ def test_a_plan_s_pruner_replaces_the_preset_s_for_its_studies_only():
     assert hpo_settings(preset, "lunarlander20", "sac").pruner.warmup_steps == 15_000  # past SAC's warm-up
     ppo = hpo_settings(preset, "lunarlander20", "ppo")
     assert ppo.pruner == preset.hpo.pruner and ppo.n_trials == 20 and ppo.startup_trials == 5
+
+
+def test_hpo_study_cli_names_a_bad_setting_or_dimension_and_creates_a_study_once(tmp_path, capsys):
+    from varshare.config import dump_config
+    from varshare.hpo.objective import write_score_range
+
+    dump_config(trial_config(), tmp_path / "c.yaml")
+    write_score_range(tmp_path / "sr.json", ScoreRange("cartpole10", "return", 500.0, {t.name: 20.0 for t in TASKS}, 1, 0))
+    base = ["hpo-study", "--config", str(tmp_path / "c.yaml"), "--method", "varshare", "--space",
+            str(REPO / "configs/hpo_space.yaml"), "--score-range", str(tmp_path / "sr.json"), "--out", str(tmp_path / "s")]
+    assert main([*base, "--study-set", "n_trials=0", "--study-set", "pruner.typ=median"]) == 2
+    err = capsys.readouterr().err
+    assert "--study-set n_trials: got 0; must be an integer >= 1" in err and "did you mean 'type'?" in err
+    assert main([*base, "--space-set", "ppo.gamma={type: float, low: 0.9}"]) == 2
+    assert "['ppo.gamma'].high: missing required key" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # nothing written for a refused study
+    good = [*base, "--space-set", "ppo.gamma=null", "--study-set", "n_trials=3"]
+    assert main(good) == 0 and "created study cartpole10/ppo/varshare" in capsys.readouterr().out
+    spec = StudySpec.read(tmp_path / "s" / "study.yaml")
+    assert "ppo.gamma" not in spec.space and spec.settings.n_trials == 3
+    assert main(good) == 0 and "kept the existing study" in capsys.readouterr().out  # a rerun keeps its trials

@@ -388,10 +388,14 @@ def cmd_hpo_study(args: argparse.Namespace) -> int:
     from varshare.hpo.spec import StudySettings, build_study_spec
     from varshare.hpo.study import create_study
 
+    from pydantic import ValidationError
+
+    from varshare.config import describe_error, expand_dotted
+
     try:
-        settings = StudySettings.model_validate(parse_overrides_nested(args.study_set))
-    except ValueError as error:
-        print(f"--study-set: {error}", file=sys.stderr)
+        settings = StudySettings.model_validate(expand_dotted(parse_overrides(args.study_set)))
+    except ValidationError as exc:
+        print("\n".join(f"--study-set {describe_error(e, StudySettings)}" for e in exc.errors()), file=sys.stderr)
         return 2
     try:
         config = load_config(args.config, parse_overrides(args.set))
@@ -408,13 +412,6 @@ def cmd_hpo_study(args: argparse.Namespace) -> int:
           f"{settings.n_trials} trials of {spec.config['total_steps_per_task']} steps per task over "
           f"{', '.join(spec.space)}")
     return 0
-
-
-def parse_overrides_nested(items: list[str]) -> dict:
-    """``--study-set`` items as a nested mapping (dotted keys expanded)."""
-    from varshare.config import expand_dotted
-
-    return expand_dotted(parse_overrides(items))
 
 
 def cmd_hpo(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ A preset (``configs/smoke.yaml``, ``default.yaml``, ``paper.yaml``, ``mt10.yaml`
 and algorithm, a plan (:class:`AlgoPlan`: an experiment config, the overrides this preset applies to
 it, and optionally the methods and seeds that algorithm trains there), and per rule family
 (``train``, ``loo``, ``prune``, ``hpo``) the resources a job asks for, with overrides per suite or
-``suite/algo``. ``hpo`` names the hyperparameter studies (:class:`HPOPlan`, :func:`hpo_studies`). A (suite, algo) trains iff ``algo`` is in ``algos`` and the suite has a plan for it
+``suite/algo``; ``hpo`` names the hyperparameter studies (:class:`HPOPlan`, :func:`hpo_studies`).
+A (suite, algo) trains iff ``algo`` is in ``algos`` and the suite has a plan for it
 (:func:`training_plan`), with the plan's seeds (:func:`plan_seeds`: the preset's unless the plan
 sets its own). The Snakefile validates the whole preset — including every resolved (suite, algo)
 experiment config — when it loads, so a bad value fails with one message naming its key before any
@@ -453,8 +454,8 @@ def trained_methods(preset: PipelineConfig) -> list[str]:
 def hpo_studies(preset: PipelineConfig) -> dict[tuple[str, str], list[str]]:
     """``(suite, algo)`` → the methods tuned there: the ``hpo.studies`` of the preset's suites and
     algorithms (others are left out, as a ``--config suites=...`` or ``algos=...`` narrowing asks)."""
-    return {(suite, algo): list(plan.methods) for suite, plans in preset.hpo.studies.items() for algo, plan in plans.items()
-            if suite in preset.suites and algo in preset.algos}
+    return {(suite, algo): list(plan.methods) for suite, plans in preset.hpo.studies.items()
+            for algo, plan in plans.items() if suite in preset.suites and algo in preset.algos}
 
 
 def hpo_settings(preset: PipelineConfig, suite: str, algo: str) -> StudySettings:
