@@ -93,6 +93,33 @@ def test_unknown_algorithm_is_refused_before_anything_is_written(tmp_path, capsy
     assert not (tmp_path / "run").exists()
 
 
+def test_a_new_user_s_mistakes_get_a_short_clear_message(tmp_path, capsys):
+    """The mistakes of a first session (issue 17): each is a message, not a traceback."""
+    run = ["--method", "varshare", "--seed", "0", "--out", str(tmp_path / "run")]
+    assert main(["train", "--config", "missing.yaml", "--suite", "cartpole10", *run]) == 2
+    assert "invalid experiment config (missing.yaml): 1 problem\n  - cannot read it: No such file or directory" in \
+        capsys.readouterr().err
+    assert main(["check-config", str(tmp_path)]) == 2
+    assert "is a directory; give an experiment config YAML file" in capsys.readouterr().err
+    # a LunarLander config with --suite cartpole10 would train CartPole with LunarLander's hyperparameters
+    assert main(["train", "--config", "configs/lunarlander20_ppo.yaml", "--suite", "cartpole10", *run]) == 2
+    assert ("--suite cartpole10 contradicts the config's suite lunarlander20 (configs/lunarlander20_ppo.yaml)"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+    assert main(["summarize", str(tmp_path / "nowhere")]) == 1
+    assert "no such run directory" in capsys.readouterr().out
+
+
+def test_a_budget_that_is_not_whole_iterations_is_announced():
+    from varshare.train import budget_warning
+
+    assert budget_warning(512, 16_384, 1) == ("total_steps_per_task = 512 is less than one iteration (16384 env "
+                                              "steps per task): training one whole iteration, 16384 steps per task")
+    assert budget_warning(50_000, 512, 97) == ("total_steps_per_task = 50000 is not a whole number of iterations of "
+                                               "512 steps: training 49664 steps per task")
+    assert budget_warning(1024, 512, 2) is None
+
+
 @pytest.mark.parametrize("config, algo", [("configs/cartpole10_ppo.yaml", "sac"), ("configs/cartpole10_sac.yaml", "ppo")])
 def test_an_algo_that_contradicts_the_config_is_refused(tmp_path, capsys, config, algo):
     """Another algorithm's experiment config would train with default hyperparameters: refused."""

@@ -56,9 +56,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["holdout"] = args.holdout
     try:
         config = load_config(args.config, overrides)
+        written = parse_yaml(Path(args.config).read_text()).get("suite")
         specs = read_specs(args.tasks) if args.tasks else build_suite(args.suite)
     except (ConfigError, TaskSpecError) as error:
         print(error, file=sys.stderr)
+        return 2
+    if written is not None and written != args.suite:
+        print(f"--suite {args.suite} contradicts the config's suite {written} ({args.config}): its hyperparameters "
+              f"are {written}'s; use an experiment config of {args.suite} (e.g. configs/{args.suite}_{config.algo}.yaml) "
+              f"or --suite {written}", file=sys.stderr)
         return 2
     if args.algo is not None and args.algo != config.algo:
         print(f"--algo {args.algo} contradicts the config's algo {config.algo} ({args.config}): its "
@@ -120,6 +126,10 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     print(f"{'run':<40} {'steps/task':>10} {'final eval return (task mean)':>30}")
     for directory in map(Path, args.runs):
         done = directory / "done.json"
+        if not directory.is_dir():
+            print(f"{str(directory):<40} {'no such run directory':>41}")
+            status = 1
+            continue
         if not done.is_file():
             print(f"{str(directory):<40} {'unfinished (no done.json)':>41}")
             status = 1

@@ -475,6 +475,11 @@ def load_config(
             data = parse_yaml(Path(source).read_text())
         except yaml.YAMLError as exc:
             raise ConfigError([f"not valid YAML: {exc}"], origin) from None
+        except IsADirectoryError:
+            raise ConfigError(["is a directory; give an experiment config YAML file, e.g. "
+                               "configs/cartpole10_ppo.yaml"], origin) from None
+        except OSError as exc:
+            raise ConfigError([f"cannot read it: {exc.strerror}"], origin) from None
     else:
         data = source
     if not isinstance(data, Mapping):

@@ -97,6 +97,18 @@ def without_holdout(specs: list[TaskSpec], holdout: str) -> list[TaskSpec]:
     return [spec for spec in specs if spec.name != holdout]
 
 
+def budget_warning(total_steps: int, steps_per_iteration: int, iterations: int) -> str | None:
+    """Why the steps a run trains differ from its budget (whole iterations only), or None."""
+    trained = steps_per_iteration * iterations
+    if trained == total_steps:
+        return None
+    if total_steps < steps_per_iteration:
+        return (f"total_steps_per_task = {total_steps} is less than one iteration ({steps_per_iteration} env steps "
+                f"per task): training one whole iteration, {trained} steps per task")
+    return (f"total_steps_per_task = {total_steps} is not a whole number of iterations of {steps_per_iteration} "
+            f"steps: training {trained} steps per task")
+
+
 def derived_seed(seed: int, purpose: int, index: int) -> int:
     """An independent seed for the ``index``-th use of ``purpose`` (1: evaluation, 2: env reseed)."""
     return int(np.random.SeedSequence([seed, purpose, index]).generate_state(1)[0])
@@ -323,6 +335,9 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
         else:
             run.log(f"[{run.name}] {len(specs)} tasks × {config.envs_per_task} envs, {agent.num_iterations} "
                     f"iterations of {agent.steps_per_iteration} steps per task, device {run.device}")
+            warning = budget_warning(config.total_steps_per_task, agent.steps_per_iteration, agent.num_iterations)
+            if warning:
+                run.log(f"[{run.name}] warning: {warning}")
             run.record_task_diagnostics()
             run.evaluate()
             if on_evaluation is not None:
