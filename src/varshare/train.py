@@ -10,6 +10,8 @@ The run directory holds everything needed to trust the run:
   deterministic, mean-weight evaluation returns per task (``eval_return``); only quantities that
   the config and seed determine, so a rerun reproduces it exactly;
 * ``progress.log`` — the progress lines also printed to stdout, with wall-clock speed (SPS);
+* ``tensorboard/`` — the metrics (and SPS) as TensorBoard event files
+  (:mod:`varshare.tensorboard_log`);
 * ``resume.pt`` — the latest resume checkpoint, while the run is unfinished;
 * ``checkpoint.pt`` — the agent's final state (model, optimisers, random generators, ...);
 * ``done.json`` — completion marker with a summary, written last.
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +60,7 @@ from varshare.eval.strategies import metric_suffix
 from varshare.io import atomic_output, atomic_write_text
 from varshare.methods import make_method
 from varshare.run_io import MetricsTable, versions_manifest
+from varshare.tensorboard_log import TensorBoardLog
 
 EVAL_PROTOCOL = ("deterministic policy (argmax / mean action), mean weights; eval.episodes episodes per task, "
                  "back to back on eval.envs_per_task copies (default: one per episode); an episode succeeds if "
@@ -284,6 +288,7 @@ def prepare_run_directory(out: Path, config: ExperimentConfig, specs: list[TaskS
     if stale:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "tensorboard", ignore_errors=True)
     if (out / "done.json").exists():
         return  # a finished run: its files stay as they were
     out.mkdir(parents=True, exist_ok=True)
@@ -328,11 +333,15 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
     torch.set_num_threads(config.num_threads)
     run = Run(config, specs, method_name, seed, out, env_mode, record, init_model)
     agent = run.agent
+    tensorboard = None
     try:
         if (out / "resume.pt").exists():
             run.load_state_dict(torch.load(out / "resume.pt", map_location=run.device, weights_only=False))
             run.log(f"[{run.name}] resumed from {out / 'resume.pt'} at iteration {agent.iteration}")
-        else:
+            tensorboard = TensorBoardLog(out / "tensorboard", run.metrics, resume_step=agent.steps_per_task)
+        else:  # a fresh start: events of an earlier session that reached no checkpoint go
+            shutil.rmtree(out / "tensorboard", ignore_errors=True)
+            tensorboard = TensorBoardLog(out / "tensorboard", run.metrics)
             run.log(f"[{run.name}] {len(specs)} tasks × {config.envs_per_task} envs, {agent.num_iterations} "
                     f"iterations of {agent.steps_per_iteration} steps per task, device {run.device}")
             warning = budget_warning(config.total_steps_per_task, agent.steps_per_iteration, agent.num_iterations)
@@ -340,6 +349,7 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
                 run.log(f"[{run.name}] warning: {warning}")
             run.record_task_diagnostics()
             run.evaluate()
+            tensorboard.sync()
             if on_evaluation is not None:
                 on_evaluation(agent.steps_per_task, run.last_evaluation, agent.num_iterations == 0)
         start, last_print = time.perf_counter(), -math.inf
@@ -349,6 +359,7 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
             # wall-clock rates: printed, kept out of the (reproducible) metrics
             speed = {key: stats.pop(key) for key in agent.wall_clock_metrics}
             train_return = run.record_iteration(stats)
+            tensorboard.rates(agent.steps_per_task, speed)
             is_last = agent.iteration == agent.num_iterations
             if time.perf_counter() - last_print > 5 or is_last:
                 last_print = time.perf_counter()
@@ -359,12 +370,16 @@ def train(config: ExperimentConfig, specs: list[TaskSpec], method_name: str, see
             if agent.steps_per_task - run.evaluations[-1] >= config.eval.every_steps or is_last:
                 run.record_task_diagnostics()
                 final_return = run.evaluate()
+                tensorboard.sync()
                 if on_evaluation is not None:
                     on_evaluation(agent.steps_per_task, run.last_evaluation, is_last)
+            tensorboard.sync()
             if agent.iteration % run.iterations_per_checkpoint == 0 and not is_last:
                 run.checkpoint_boundary()
     finally:
         run.env.close()
+        if tensorboard is not None:
+            tensorboard.close()
 
     run.save_final()
     summary = {
