@@ -162,6 +162,68 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_claims(args: argparse.Namespace) -> int:
+    """Test the study's claims on results directories: figures/claims.md and every test as CSV."""
+    from varshare.analysis.claims import ClaimSettings, read_suite_results, write_claims
+
+    if len(args.results) != len(args.score_range):
+        print(f"give one --score-range per --results directory ({len(args.results)} results, "
+              f"{len(args.score_range)} score ranges)", file=sys.stderr)
+        return 2
+    try:
+        suites = [read_suite_results(results, scores) for results, scores in zip(args.results, args.score_range)]
+        settings = ClaimSettings(margin=args.margin, threshold=args.threshold, ceiling_tolerance=args.ceiling_tolerance,
+                                 reps=args.reps, seed=args.bootstrap_seed)
+        sources = args.sources or ", ".join(f"`{r}`" for r in args.results)
+        claims = write_claims(suites, settings, args.out, args.table, sources)
+    except (FileNotFoundError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    for claim in claims:
+        print(f"({claim.key}) {claim.verdict}: {len(claim.comparisons())} comparisons, {len(claim.tests)} tests"
+              f"{'' if claim.tests else ' (' + claim.note + ')'}")
+    print(f"wrote {args.out} and {args.table}")
+    return 0
+
+
+def cmd_rliable_figures(args: argparse.Namespace) -> int:
+    """rliable's performance profiles and probability-of-improvement plots of a suite, a panel per algorithm."""
+    from varshare.analysis.claims import CHALLENGERS, COMPARED
+    from varshare.analysis.efficiency import normalised_curves, run_statistics, score_matrix
+    from varshare.analysis.results import read_table
+    from varshare.analysis.rliable_figures import plot_improvement, plot_performance_profiles
+    from varshare.analysis.stats import comparison_interval, probability_of_improvement
+    from varshare.analysis.style import ordered_methods
+    from varshare.hpo.objective import ScoreRange
+
+    try:
+        scores = ScoreRange.read(args.score_range)
+        curves = normalised_curves(read_table(args.results, "task_curves"), scores)
+    except (FileNotFoundError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    profiles, improvements = [], []
+    for algo in args.algos:
+        stats = run_statistics(curves[curves["algo"] == algo], threshold=1.0)
+        methods = [m for m in ordered_methods(stats["method"]) if m in COMPARED]
+        if not methods:
+            print(f"{args.results}: no runs of the compared methods ({', '.join(COMPARED)}) under {algo}",
+                  file=sys.stderr)
+            return 2
+        final = {m: score_matrix(stats, algo, m, "final") for m in methods}
+        pairs = [(x, y) for x in CHALLENGERS if x in final for y in methods
+                 if y != x and not (y in CHALLENGERS and CHALLENGERS.index(y) < CHALLENGERS.index(x))]
+        estimates = [(x, y, *comparison_interval(probability_of_improvement, [final[x], final[y]],
+                                                 args.bootstrap_seed, args.reps)) for x, y in pairs]
+        label = algo.upper()
+        profiles.append((label, final))
+        improvements.append((label, estimates))
+    plot_performance_profiles(profiles, args.title, args.profiles_png, args.profiles_pdf, seed=args.bootstrap_seed,
+                              reps=args.reps)
+    plot_improvement(improvements, args.title, args.improvement_png, args.improvement_pdf)
+    return 0
+
+
 def cmd_figure(args: argparse.Namespace) -> int:
     """Draw the learning-curve (and optionally IQM) figures of a results directory."""
     from varshare.analysis.figures import plot_iqm, plot_learning_curves
@@ -565,6 +627,36 @@ def build_parser() -> argparse.ArgumentParser:
     aggregate.add_argument("--task-bootstrap", action="store_true", help="also resample tasks in the bootstrap")
     aggregate.add_argument("runs", nargs="+", help="finished run directories of the suite")
     aggregate.set_defaults(func=cmd_aggregate)
+
+    claims = commands.add_parser("claims", help="test the study's claims on results directories (the claims report)")
+    claims.add_argument("--results", nargs="+", required=True, help="results directories (varshare aggregate)")
+    claims.add_argument("--score-range", nargs="+", required=True,
+                        help="each suite's score range (varshare score-range), in --results order")
+    claims.add_argument("--out", required=True, help="the report (markdown), e.g. figures/claims.md")
+    claims.add_argument("--table", required=True, help="every test as CSV, e.g. figures/claims.csv")
+    claims.add_argument("--margin", type=float, default=0.05,
+                        help="δ of the equivalence and non-inferiority tests, normalised score (default 0.05)")
+    claims.add_argument("--threshold", type=float, default=0.9,
+                        help="τ of steps to threshold, normalised score (default 0.9)")
+    claims.add_argument("--ceiling-tolerance", type=float, default=0.01,
+                        help="an IQM CI reaching 1 − this touches the ceiling (default 0.01)")
+    claims.add_argument("--reps", type=int, default=2000, help="bootstrap replications per interval")
+    claims.add_argument("--bootstrap-seed", type=int, default=0)
+    claims.add_argument("--sources", help="how the report names its inputs (default: the results directories)")
+    claims.set_defaults(func=cmd_claims)
+
+    rliable = commands.add_parser("rliable-figures",
+                                  help="rliable's performance profiles and probability of improvement of a suite")
+    rliable.add_argument("--results", required=True, help="the suite's results directory (varshare aggregate)")
+    rliable.add_argument("--score-range", required=True, help="the suite's score range (varshare score-range)")
+    rliable.add_argument("--algos", nargs="+", required=True, help="a panel per algorithm")
+    rliable.add_argument("--title")
+    rliable.add_argument("--reps", type=int, default=2000, help="bootstrap replications per interval")
+    rliable.add_argument("--bootstrap-seed", type=int, default=0)
+    for name in ("profiles", "improvement"):
+        for ext in ("png", "pdf"):
+            rliable.add_argument(f"--{name}-{ext}", required=True)
+    rliable.set_defaults(func=cmd_rliable_figures)
 
     figure = commands.add_parser("figure", help="draw figures from a results directory")
     figure.add_argument("--results", required=True, help="results directory written by `varshare aggregate`")

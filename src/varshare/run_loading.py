@@ -17,6 +17,7 @@ from varshare.config import ExperimentConfig, load_config
 from varshare.envs import TaskSpec, make_vec_env
 from varshare.envs.specs import read_specs
 from varshare.methods import make_method
+from varshare.nn import MultiTaskLinear
 from varshare.train import run_name
 
 
@@ -57,3 +58,25 @@ def load_run(directory: str | Path, device="cpu") -> LoadedRun:
     model.to(device).eval()
     name = manifest.get("run") or run_name(config.suite, algo, method, seed, manifest)
     return LoadedRun(directory, name, config, specs, algo, method, seed, model)
+
+
+def parameter_counts(directory: str | Path) -> dict[str, int]:
+    """Parameter counts of the model a run directory trains (rebuilt from ``config.yaml``,
+    ``tasks.json`` and ``manifest.json``; no checkpoint needed).
+
+    Returns:
+        ``{"total": ..., "per_task": ..., "shared": ...}``: every parameter of the model;
+        ``per_task``, the parameters one task owns in the task-batched layers (VarShare's μ_m and
+        ρ_m, LoRA's factors, Independent's copies), summed over layers; ``shared`` the rest.
+    """
+    directory = Path(directory)
+    config = load_config(directory / "config.yaml")
+    specs = read_specs(directory / "tasks.json")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    with make_vec_env(specs, 1, seed=0) as probe:
+        model = agent_class(config.algo).build_model(
+            config, make_method(manifest["method"], config, len(specs), int(manifest["seed"])), probe)
+    total = sum(p.numel() for p in model.parameters())
+    per_task = sum(layer.parameter_count_per_task()[1] for layer in model.modules()
+                   if isinstance(layer, MultiTaskLinear))
+    return {"total": total, "per_task": per_task, "shared": total - per_task * len(specs)}

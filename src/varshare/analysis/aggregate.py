@@ -20,6 +20,9 @@ from varshare.run_io import METRIC_COLUMNS
 
 EVAL_METRIC = "eval_return"
 SUCCESS_METRIC = "eval_success"
+#: per-task evaluation metrics kept, per task and step, in ``task_curves.csv``: the deterministic
+#: evaluation, the sample-k strategies of stochastic-weight methods, the success rate
+TASK_CURVE_METRICS = (EVAL_METRIC, "eval_return_sample1", "eval_return_sample5", SUCCESS_METRIC)
 
 
 class RunDirectoryError(ValueError):
@@ -123,6 +126,21 @@ def eval_curves(df: pd.DataFrame, metric: str = EVAL_METRIC, column: str = "retu
     curves = (rows.groupby(["algo", "method", "seed", "step"])["value"]
               .agg(lambda values: values.to_numpy().mean()).rename(column).reset_index())
     return _sort(curves, ["algo", "method", "seed", "step"])
+
+
+def task_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Every run's per-task evaluations: the metrics of :data:`TASK_CURVE_METRICS` it logs.
+
+    Returns:
+        Columns ``algo, method, seed, task, step, metric, value``: one row per (run, task,
+        evaluation step, metric); sorted by algo, method, seed, metric, task (suite order), step.
+    """
+    rows = df[df["metric"].isin(TASK_CURVE_METRICS)]
+    for metric in rows["metric"].unique():
+        _eval_rows(df, metric)  # the checks: one run per key, every task at every step
+    table = rows[["algo", "method", "seed", "task", "step", "metric", "value"]]
+    return _sort(table, ["algo", "method", "seed", "metric", "task", "step"],
+                 metric=list(TASK_CURVE_METRICS), task=list(df["task"][df["task"] != "all"].unique()))
 
 
 def final_returns(df: pd.DataFrame, metric: str = EVAL_METRIC, column: str = "return") -> pd.DataFrame:

@@ -14,10 +14,11 @@ and restores the caller's state afterwards.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 from rliable import library, metrics
 
 from varshare.analysis.style import ordered_algos, ordered_methods
@@ -109,3 +110,80 @@ def iqm_with_ci(final: pd.DataFrame, seed: int, reps: int = 2000, task_bootstrap
             rows.append({"algo": algo, "method": method, "iqm": point, "ci_low": low, "ci_high": high,
                          "num_runs": num_runs, "num_tasks": num_tasks})
     return pd.DataFrame(rows, columns=["algo", "method", "iqm", "ci_low", "ci_high", "num_runs", "num_tasks"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Vectorised statistics for comparisons (the claims report and rliable's figures).
+#
+# rliable's bootstrap (through ``arch``) costs seconds per interval and is not reproducible from
+# a seed; the claims report needs hundreds of intervals. These functions compute the same
+# statistics with numpy on a leading axis of bootstrap replications, from a seeded
+# ``numpy.random.Generator``: the *stratified independent bootstrap* resamples the runs of each
+# score matrix with replacement, independently within each task and independently per matrix
+# (rliable's ``StratifiedIndependentBootstrap``); the interval is the percentile interval.
+# ---------------------------------------------------------------------------------------------
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """rliable's probability of improvement of X over Y: per task m, P(X_m > Y_m) + ½ P(X_m = Y_m)
+    over all pairs of a run of X and a run of Y (the Mann–Whitney U statistic divided by
+    ``n_x n_y``), averaged over tasks.
+
+    Args:
+        x: scores ``[..., n_x, num_tasks]``; y: ``[..., n_y, num_tasks]``; leading axes broadcast
+            (e.g. bootstrap replications).
+
+    Returns:
+        ``[...]``: probabilities in [0, 1]; 0.5 when X and Y cannot be told apart.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    pairs_x, pairs_y = x[..., :, None, :], y[..., None, :, :]
+    wins = (pairs_x > pairs_y).mean(axis=(-3, -2)) + 0.5 * (pairs_x == pairs_y).mean(axis=(-3, -2))
+    return wins.mean(axis=-1)
+
+
+def interquartile_mean(scores: np.ndarray) -> np.ndarray:
+    """rliable's IQM of score matrices ``[..., num_runs, num_tasks]``: the mean of the middle 50%
+    of each matrix's entries (``scipy.stats.trim_mean(·, 0.25)``); returns ``[...]``."""
+    scores = np.asarray(scores, dtype=float)
+    flat = scores.reshape(*scores.shape[:-2], -1)
+    return scipy.stats.trim_mean(flat, 0.25, axis=-1)
+
+
+def stratified_resample(scores: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """``reps`` bootstrap copies ``[reps, num_runs, num_tasks]`` of ``scores`` ``[num_runs,
+    num_tasks]``: in each copy, each task's column is ``num_runs`` draws with replacement from that
+    task's runs."""
+    num_runs, num_tasks = scores.shape
+    index = rng.integers(0, num_runs, size=(reps, num_runs, num_tasks))
+    return np.take_along_axis(np.broadcast_to(scores, (reps, num_runs, num_tasks)), index, axis=1)
+
+
+def comparison_interval(statistic: Callable[..., np.ndarray], samples: Sequence[np.ndarray], seed: int,
+                        reps: int = 2000) -> tuple[float, float, float]:
+    """``(point, ci_low, ci_high)`` of ``statistic(*samples)`` with its 95% stratified-independent
+    bootstrap percentile interval.
+
+    Args:
+        statistic: maps score matrices with a leading replication axis, ``[r, num_runs_i,
+            num_tasks]`` each, to ``[r]`` (e.g. :func:`probability_of_improvement`).
+        samples: score matrices ``[num_runs_i, num_tasks]`` (same tasks, in the same order); each
+            is resampled on its own.
+        seed: seeds the ``numpy.random.Generator`` of the resampling (same inputs and seed ⇒ same
+            interval).
+
+    Returns:
+        The point estimate on the samples themselves and the interval; the interval is NaN when
+        every sample has a single run (nothing to resample).
+    """
+    samples = [np.asarray(s, dtype=float) for s in samples]
+    if len({s.shape[1] for s in samples}) != 1:
+        raise ValueError(f"score matrices cover different numbers of tasks: {[s.shape for s in samples]}")
+    point = float(statistic(*(s[None] for s in samples))[0])
+    if all(s.shape[0] < 2 for s in samples):
+        return point, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    replicates = statistic(*(stratified_resample(s, reps, rng) for s in samples))
+    tail = 100 * (1 - CONFIDENCE) / 2
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return point, float(low), float(high)

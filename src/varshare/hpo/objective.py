@@ -29,12 +29,15 @@ from varshare.io import atomic_write_text
 SOLVED_RETURN = {"cartpole": 500.0, "lunarlander": 200.0}
 #: families scored by their success rate, as it is
 SUCCESS_FAMILIES = ("metaworld",)
+#: families whose solved return is also the highest possible (CartPole's 500-step episodes)
+CEILING_FAMILIES = ("cartpole", "metaworld")
 
 
 @dataclass(frozen=True)
 class ScoreRange:
     """How a suite's evaluations become scores: ``metric`` ``"return"`` (normalised by ``random``
-    per task and ``solved``) or ``"success"`` (as it is)."""
+    per task and ``solved``) or ``"success"`` (as it is). ``solved_is_ceiling``: no score can
+    exceed the solved one (1 after normalisation), so runs that all reach it cannot be told apart."""
 
     suite: str
     metric: str
@@ -42,6 +45,7 @@ class ScoreRange:
     random: dict[str, float]
     episodes: int
     seed: int
+    solved_is_ceiling: bool = False
 
     def score(self, values: Mapping[str, float]) -> float:
         """The mean over tasks of the normalised score of per-task evaluation ``values`` (returns
@@ -86,10 +90,11 @@ def score_range(suite: str, specs: Sequence[TaskSpec], episodes: int, seed: int)
         raise ValueError(f"suite {suite} mixes task families {sorted(families)}; a score range needs one")
     family = families.pop()
     if family in SUCCESS_FAMILIES:
-        return ScoreRange(suite, "success", 1.0, {spec.name: 0.0 for spec in specs}, 0, seed)
+        return ScoreRange(suite, "success", 1.0, {spec.name: 0.0 for spec in specs}, 0, seed, solved_is_ceiling=True)
     if family not in SOLVED_RETURN:
         raise ValueError(f"family {family!r} has no solved return; known: {', '.join(SOLVED_RETURN)}")
-    return ScoreRange(suite, "return", SOLVED_RETURN[family], random_returns(specs, episodes, seed), episodes, seed)
+    return ScoreRange(suite, "return", SOLVED_RETURN[family], random_returns(specs, episodes, seed), episodes, seed,
+                      solved_is_ceiling=family in CEILING_FAMILIES)
 
 
 def write_score_range(path: str | Path, scores: ScoreRange) -> None:
