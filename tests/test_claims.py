@@ -78,8 +78,9 @@ def test_bootstrap_interval_hand_worked_and_seeded():
     x, y = np.random.default_rng(1).normal(size=(2, 5, 3))
     assert comparison_interval(probability_of_improvement, [x, y], 7) == comparison_interval(probability_of_improvement,
                                                                                               [x, y], 7)
-    single = comparison_interval(probability_of_improvement, [x[:1], y[:1]], 0)
-    assert math.isnan(single[1]) and math.isnan(single[2])
+    for single in ([x[:1], y[:1]], [x, y[:1]]):  # one run on either side: no interval
+        _, low, high = comparison_interval(probability_of_improvement, single, 0)
+        assert math.isnan(low) and math.isnan(high)
     with pytest.raises(ValueError, match="different numbers of tasks"):
         comparison_interval(probability_of_improvement, [x, y[:, :2]], 0)
 

@@ -174,13 +174,14 @@ def comparison_interval(statistic: Callable[..., np.ndarray], samples: Sequence[
 
     Returns:
         The point estimate on the samples themselves and the interval; the interval is NaN when
-        every sample has a single run (nothing to resample).
+        some sample has a single run (its spread is unknown, so an interval would claim a
+        certainty the data do not give).
     """
     samples = [np.asarray(s, dtype=float) for s in samples]
     if len({s.shape[1] for s in samples}) != 1:
         raise ValueError(f"score matrices cover different numbers of tasks: {[s.shape for s in samples]}")
     point = float(statistic(*(s[None] for s in samples))[0])
-    if all(s.shape[0] < 2 for s in samples):
+    if any(s.shape[0] < 2 for s in samples):
         return point, float("nan"), float("nan")
     rng = np.random.default_rng(seed)
     replicates = statistic(*(stratified_resample(s, reps, rng) for s in samples))
