@@ -110,10 +110,15 @@ def job_counts(output: str) -> dict[str, int]:
 
 
 def hpo_jobs(suites: int, studies: int, workers: int, tuned_runs: int) -> dict[str, int]:
-    """Jobs of the HPO stages: a score range per suite, per study its creation, workers and report,
-    the tuned runs and their aggregates (one per suite)."""
-    return dict(hpo_score_range=suites, hpo_study=studies, hpo_worker=studies * workers, hpo_report=studies,
+    """Jobs of the HPO stages: per study its creation, workers and report, the tuned runs and their
+    aggregates (one per tuned suite)."""
+    return dict(hpo_study=studies, hpo_worker=studies * workers, hpo_report=studies,
                 train_tuned=tuned_runs, aggregate_tuned=suites)
+
+
+def claims_jobs(suites: int) -> dict[str, int]:
+    """The claims report (one) and, per trained suite, its score range and rliable's figures."""
+    return dict(claims=1, score_range=suites, figure_rliable=suites)
 
 
 # Jobs per rule of each shipped preset's `figures/all`, from its plans (suites × algorithms × methods
@@ -126,7 +131,7 @@ PLANNED = {
                   figure_sharing_map=2, figure_pruning=2, prune=2 + 3, figure_ppo_vs_sac=1, figure_mt10=1,
                   loo_pretrain=3, loo_adapt=3 * 3, loo_aggregate=3, loo_figure=3,
                   # HPO: varshare with PPO and with SAC on CartPole-10, 2 workers each, one tuned seed
-                  **hpo_jobs(suites=1, studies=2, workers=2, tuned_runs=2)),
+                  **hpo_jobs(suites=1, studies=2, workers=2, tuned_runs=2), **claims_jobs(3)),
     # two suites, PPO 16 methods, SAC hard_sharing and varshare, 3 seeds; no MT10. Leave-one-out:
     # (CartPole 2 + LunarLander 1 held-out tasks) × 2 methods × 2 seeds
     "default": dict(train=2 * (16 + 2) * 3, envs=2, aggregate=2, experiment_config=4, figure_methods=4,
@@ -134,7 +139,7 @@ PLANNED = {
                     figure_sharing_map=2, figure_pruning=2, prune=2 * 2 * 3, figure_ppo_vs_sac=1,
                     loo_pretrain=(2 + 1) * 2 * 2, loo_adapt=3 * (2 + 1) * 2 * 2, loo_aggregate=2, loo_figure=2,
                     # HPO: hard_sharing and varshare × PPO and SAC × 2 suites, 2 workers, 3 tuned seeds
-                    **hpo_jobs(suites=2, studies=2 * 2 * 2, workers=2, tuned_runs=2 * 2 * 2 * 3)),
+                    **hpo_jobs(suites=2, studies=2 * 2 * 2, workers=2, tuned_runs=2 * 2 * 2 * 3), **claims_jobs(2)),
     # 16 methods × 2 algorithms × 5 seeds on two suites; MT10: 10 methods × 2 algorithms × 10 seeds.
     # Leave-one-out: CartPole 10 and LunarLander 4 held-out tasks × 7 methods × 5 seeds (PPO), MT10
     # 5 × 2 methods × 3 seeds (SAC)
@@ -144,10 +149,10 @@ PLANNED = {
                   figure_mt10=1, loo_pretrain=(10 + 4) * 7 * 5 + 5 * 2 * 3,
                   loo_adapt=3 * ((10 + 4) * 7 * 5 + 5 * 2 * 3), loo_aggregate=3, loo_figure=3,
                   # HPO: the 7 compared methods × PPO and SAC × 2 suites, 4 workers, 5 tuned seeds
-                  **hpo_jobs(suites=2, studies=7 * 2 * 2, workers=4, tuned_runs=7 * 2 * 2 * 5)),
+                  **hpo_jobs(suites=2, studies=7 * 2 * 2, workers=4, tuned_runs=7 * 2 * 2 * 5), **claims_jobs(3)),
     # MT10 alone: 3 methods × 2 algorithms × 3 seeds; varshare's portfolio figures; no leave-one-out
     "mt10": dict(train=3 * 2 * 3, envs=1, aggregate=1, experiment_config=2, figure_fig3_strategies=2,
-                 figure_sharing_map=2, figure_pruning=2, prune=2 * 3, figure_mt10=1),
+                 figure_sharing_map=2, figure_pruning=2, prune=2 * 3, figure_mt10=1, **claims_jobs(1)),
 }
 LOO_FIGURES = {"smoke": ["loo_cartpole10_ppo", "loo_lunarlander20_ppo", "loo_mt10_sac"],
                "default": ["loo_cartpole10_ppo", "loo_lunarlander20_ppo"],
@@ -363,6 +368,18 @@ def test_figures_all_builds_from_clean_and_rebuilds_a_deleted_figure(workdir):
     tuned_curves = pd.read_csv(workdir / "data/results/cartpole10/tuned/eval_curves.csv")
     assert sorted(set(zip(tuned_curves["algo"], tuned_curves["method"]))) == [("ppo", "varshare"), ("sac", "varshare")]
     assert "data/results/cartpole10/tuned/iqm.csv" in manifest
+    # the claims report: every claim tested (one seed: no interval, so nothing is decided), and
+    # rliable's figures of every suite
+    assert {"figures/claims.md", "figures/claims.csv", "figures/profiles_cartpole10.png",
+            "figures/improvement_mt10.pdf"} <= set(manifest)
+    summary = [line for line in (workdir / "figures/claims.md").read_text().splitlines() if line.startswith("| (")]
+    assert [line[:5] for line in summary] == [f"| ({key})" for key in "abcdefg"]
+    tests = pd.read_csv(workdir / "figures/claims.csv")
+    assert set(tests["claim"]) == set("abcdefg")
+    assert set(tests["verdict"]) <= {"inconclusive", "inconclusive: ceiling"} and tests["ci_low"].isna().all()
+    compared = ("independent", "hard_sharing", "contextual", "l2_soft", "pcgrad", "cagrad", "varshare")
+    assert set(tests.loc[tests["claim"] == "f", "scope"]) == {  # every method trained with PPO and SAC
+        *(f"{suite}/{m}" for suite in ("cartpole10", "lunarlander20") for m in compared), "mt10/hard_sharing"}
 
     (workdir / "figures/fig1_cartpole10_ppo_methods.png").unlink()
     result = snakemake(workdir, "figures/all", *SMALL)

@@ -13,6 +13,8 @@ rule aggregate:
         code=AGGREGATE_SOURCES,
     output:
         curves="data/results/{suite}/eval_curves.csv",
+        task_curves="data/results/{suite}/task_curves.csv",
+        parameters="data/results/{suite}/parameters.csv",
         final="data/results/{suite}/final_returns.csv",
         per_task="data/results/{suite}/per_task_final.csv",
         iqm="data/results/{suite}/iqm.csv",
@@ -28,3 +30,21 @@ rule aggregate:
     shell:
         "varshare aggregate --suite {wildcards.suite} --out data/results/{wildcards.suite}"
         " --bootstrap-seed {params.bootstrap_seed} {params.run_dirs} > {log} 2>&1"
+
+
+rule score_range:
+    """A suite's score range: each task's random-policy return, which normalises scores to
+    0 (random) .. 1 (solved) for the claims report, rliable's figures and the HPO objective."""
+    input:
+        tasks="data/tasks/{suite}.json",
+        code=code_sources("varshare.hpo.objective"),
+    output:
+        "data/results/{suite}/score_range.json",
+    params:
+        episodes=PRESET.hpo.random_episodes,
+        seed=PRESET.hpo.seed,
+    log:
+        "logs/score_range/{suite}.log",
+    shell:
+        "varshare score-range --suite {wildcards.suite} --tasks {input.tasks} --episodes {params.episodes}"
+        " --seed {params.seed} --out {output} > {log} 2>&1"

@@ -36,29 +36,13 @@ def tuned_runs(wildcards):
 
 if HPO:
 
-    rule hpo_score_range:
-        """A suite's score range: each task's random-policy return (the objective's normalisation)."""
-        input:
-            tasks="data/tasks/{suite}.json",
-            code=code_sources("varshare.hpo.objective"),
-        output:
-            "data/hpo/{suite}/score_range.json",
-        params:
-            episodes=PRESET.hpo.random_episodes,
-            seed=PRESET.hpo.seed,
-        log:
-            "logs/hpo/{suite}/score_range.log",
-        shell:
-            "varshare score-range --suite {wildcards.suite} --tasks {input.tasks} --episodes {params.episodes}"
-            " --seed {params.seed} --out {output} > {log} 2>&1"
-
     rule hpo_study:
         """Create the study (study.yaml, its journal and the default trial); a rerun with the same spec
         keeps its trials, a changed spec starts a fresh journal."""
         input:
             config="data/configs/{suite}/{algo}.yaml",
             space=PRESET.hpo.space,
-            score_range="data/hpo/{suite}/score_range.json",
+            score_range="data/results/{suite}/score_range.json",
             code=code_sources("varshare.hpo.study"),
         output:
             f"{HPO_DIR}/study.yaml",

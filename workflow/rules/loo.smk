@@ -87,6 +87,7 @@ rule loo_aggregate:
         code=LOO_AGGREGATE_SOURCES,
     output:
         curves="data/results/{suite}/loo/loo_curves.csv",
+        runs="data/results/{suite}/loo/loo_runs.csv",
         summary="data/results/{suite}/loo/loo_summary.csv",
         meta="data/results/{suite}/loo/loo.json",
     params:
