@@ -238,6 +238,14 @@ def test_claim_f_compares_sac_and_ppo_up_to_the_shorter_budget():
     slower = curves("varshare", learner(1.0, 45_000), algo="sac", steps=range(0, 50_001, 5_000))
     fast_ppo = curves("varshare", learner(1.0, 10_000), algo="ppo", steps=range(0, 300_001, 10_000))
     assert claim(suite(fast_ppo, slower), "f").verdict == C.CONTRADICTED
+    # PPO's first evaluation after step 0 comes after SAC's whole budget: nothing to compare
+    late = curves("hard_sharing", learner(1.0, 200_000), algo="ppo", steps=[0, 64_000])
+    early = curves("hard_sharing", learner(1.0, 20_000), algo="sac", steps=range(0, 50_001, 5_000))
+    alone = claim(suite(late, early), "f")
+    assert alone.verdict == C.NOT_TESTED
+    assert alone.note == "no data: not comparable: cartpole10/hard_sharing (no evaluation of both algorithms in (0, 50,000] steps)"
+    both = claim(suite(late, early, ppo, sac), "f")
+    assert both.verdict == C.SUPPORTED and both.note.startswith("not comparable: cartpole10/hard_sharing")
 
 
 def loo_runs(residual_steps, scratch_steps, budget=100_000):
@@ -325,3 +333,25 @@ def test_parameter_counts_of_a_run_directory_closed_form(tmp_path):
     assert counts["hard_sharing"]["per_task"] == (64 * 2 + 2) + (64 + 1)  # the task heads
     lora = counts["varshare_lora"]
     assert lora["shared"] == 9_155 and 0 < lora["per_task"] < counts["varshare"]["per_task"] / 4
+
+
+def test_rliable_figures_cli(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    frame = pd.concat([curves("varshare", learner(0.9, 20_000, 0.02)), curves("hard_sharing", learner(0.6, 40_000, 0.02)),
+                       curves("hard_sharing", learner(0.6, 40_000, 0.02), algo="sac")])
+    frame.to_csv(results / "task_curves.csv", index=False)
+    (tmp_path / "range.json").write_text(CARTPOLE.to_json())
+    base = [sys.executable, "-m", "varshare.cli", "rliable-figures", "--results", str(results),
+            "--score-range", str(tmp_path / "range.json"), "--reps", "200"]
+    figures = [f"--{kind}-{ext}={tmp_path / f'{kind}.{ext}'}" for kind in ("profiles", "improvement")
+               for ext in ("png", "pdf")]
+    done = subprocess.run([*base, "--algos", "ppo", "sac", *figures], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert all((tmp_path / f"{kind}.{ext}").stat().st_size > 1000 for kind in ("profiles", "improvement")
+               for ext in ("png", "pdf"))
+    # SAC trains hard_sharing alone: a profile panel, but nothing whose improvement to draw
+    alone = subprocess.run([*base, "--algos", "sac", *figures[2:]], capture_output=True, text=True)
+    assert alone.returncode == 2 and "no probability of improvement to draw" in alone.stderr
+    half = subprocess.run([*base, "--algos", "ppo", figures[0]], capture_output=True, text=True)
+    assert half.returncode == 2 and "--profiles-png and --profiles-pdf go together" in half.stderr

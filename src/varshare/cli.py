@@ -187,8 +187,8 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 
 def cmd_rliable_figures(args: argparse.Namespace) -> int:
-    """rliable's performance profiles and probability-of-improvement plots of a suite, a panel per algorithm."""
-    from varshare.analysis.claims import CHALLENGERS, COMPARED
+    """rliable's performance profiles and/or probability-of-improvement plots of a suite, a panel per algorithm."""
+    from varshare.config import CHALLENGERS, COMPARED_METHODS as COMPARED
     from varshare.analysis.efficiency import normalised_curves, run_statistics, score_matrix
     from varshare.analysis.results import read_table
     from varshare.analysis.rliable_figures import plot_improvement, plot_performance_profiles
@@ -196,6 +196,10 @@ def cmd_rliable_figures(args: argparse.Namespace) -> int:
     from varshare.analysis.style import ordered_methods
     from varshare.hpo.objective import ScoreRange
 
+    for name in ("profiles", "improvement"):
+        if (getattr(args, f"{name}_png") is None) != (getattr(args, f"{name}_pdf") is None):
+            print(f"--{name}-png and --{name}-pdf go together", file=sys.stderr)
+            return 2
     try:
         scores = ScoreRange.read(args.score_range)
         curves = normalised_curves(read_table(args.results, "task_curves"), scores)
@@ -211,16 +215,22 @@ def cmd_rliable_figures(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         final = {m: score_matrix(stats, algo, m, "final") for m in methods}
+        # VarShare, then L2-Soft, against each other method trained (the pair of the two once)
         pairs = [(x, y) for x in CHALLENGERS if x in final for y in methods
                  if y != x and not (y in CHALLENGERS and CHALLENGERS.index(y) < CHALLENGERS.index(x))]
-        estimates = [(x, y, *comparison_interval(probability_of_improvement, [final[x], final[y]],
-                                                 args.bootstrap_seed, args.reps)) for x, y in pairs]
-        label = algo.upper()
-        profiles.append((label, final))
-        improvements.append((label, estimates))
-    plot_performance_profiles(profiles, args.title, args.profiles_png, args.profiles_pdf, seed=args.bootstrap_seed,
-                              reps=args.reps)
-    plot_improvement(improvements, args.title, args.improvement_png, args.improvement_pdf)
+        profiles.append((algo.upper(), final))
+        if pairs:
+            improvements.append((algo.upper(), [(x, y, *comparison_interval(
+                probability_of_improvement, [final[x], final[y]], args.bootstrap_seed, args.reps)) for x, y in pairs]))
+    if args.profiles_png:
+        plot_performance_profiles(profiles, args.title, args.profiles_png, args.profiles_pdf,
+                                  seed=args.bootstrap_seed, reps=args.reps)
+    if args.improvement_png:
+        if not improvements:
+            print(f"{args.results}: no algorithm of {args.algos} trains {' or '.join(CHALLENGERS)} beside another "
+                  "compared method: no probability of improvement to draw", file=sys.stderr)
+            return 2
+        plot_improvement(improvements, args.title, args.improvement_png, args.improvement_pdf)
     return 0
 
 
@@ -646,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     claims.set_defaults(func=cmd_claims)
 
     rliable = commands.add_parser("rliable-figures",
-                                  help="rliable's performance profiles and probability of improvement of a suite")
+                                  help="rliable's performance profiles and/or probability of improvement of a suite")
     rliable.add_argument("--results", required=True, help="the suite's results directory (varshare aggregate)")
     rliable.add_argument("--score-range", required=True, help="the suite's score range (varshare score-range)")
     rliable.add_argument("--algos", nargs="+", required=True, help="a panel per algorithm")
@@ -655,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
     rliable.add_argument("--bootstrap-seed", type=int, default=0)
     for name in ("profiles", "improvement"):
         for ext in ("png", "pdf"):
-            rliable.add_argument(f"--{name}-{ext}", required=True)
+            rliable.add_argument(f"--{name}-{ext}", help=f"write the {name} figure ({ext.upper()})")
     rliable.set_defaults(func=cmd_rliable_figures)
 
     figure = commands.add_parser("figure", help="draw figures from a results directory")

@@ -72,6 +72,12 @@ METHODS: tuple[str, ...] = (
 
 MethodName = Literal[METHODS]  # type: ignore[valid-type]
 
+#: The study's roles (SCIENCE.md, "The claims"): the seven compared methods, the ten VarShare
+#: variants (the first is the base) and the two methods claimed to beat the other baselines.
+COMPARED_METHODS: tuple[str, ...] = METHODS[:7]
+VARSHARE_VARIANTS: tuple[str, ...] = METHODS[6:]
+CHALLENGERS: tuple[str, ...] = ("varshare", "l2_soft")
+
 #: The base RL algorithms (``varshare.algos.<name>`` implements each; ``--algo`` / ``{algo}``).
 ALGOS: tuple[str, ...] = ("ppo", "sac")
 AlgoName = Literal[ALGOS]  # type: ignore[valid-type]

@@ -17,7 +17,8 @@ STUDY_OUTPUTS = [
         hpo_figure(s, a, m, "history"), hpo_figure(s, a, m, "importance"))),
     *(f"data/results/{s}/tuned/iqm.csv" for s in HPO_SUITES),
     *(["figures/claims.md", "figures/claims.csv"] if CLAIM_SUITES else []),
-    *(f"figures/{kind}_{s}.{ext}" for s in CLAIM_SUITES for kind in ("profiles", "improvement") for ext in ("png", "pdf")),
+    *(f"figures/profiles_{s}.{ext}" for s in PROFILE_SUITES for ext in ("png", "pdf")),
+    *(f"figures/improvement_{s}.{ext}" for s in IMPROVEMENT_SUITES for ext in ("png", "pdf")),
 ]
 
 if os.path.exists("figures/all") and not all(os.path.exists(p) for p in STUDY_OUTPUTS):

@@ -31,7 +31,7 @@ from varshare.analysis.aggregate import EVAL_METRIC
 from varshare.analysis.efficiency import normalised_curves, run_statistics, score_matrix
 from varshare.analysis.stats import comparison_interval, interquartile_mean, probability_of_improvement
 from varshare.analysis.style import ordered_algos, ordered_methods
-from varshare.config import METHODS
+from varshare.config import CHALLENGERS, COMPARED_METHODS, VARSHARE_VARIANTS
 from varshare.hpo.objective import ScoreRange
 from varshare.io import atomic_write_text
 
@@ -41,12 +41,9 @@ INCONCLUSIVE = "inconclusive"
 CEILING = "inconclusive: ceiling"
 NOT_TESTED = "not tested"
 
-#: the seven compared methods and the ten VarShare variants (the first is the base)
-COMPARED = METHODS[:7]
-VARIANTS = METHODS[6:]
+COMPARED, VARIANTS = COMPARED_METHODS, VARSHARE_VARIANTS
 #: what claims (a) and (b) are about: the suites of the method comparison (SCIENCE.md)
 COMPARISON_SUITES = ("cartpole10", "lunarlander20")
-CHALLENGERS = ("varshare", "l2_soft")
 BASELINES = tuple(m for m in COMPARED if m not in CHALLENGERS)
 STRATEGIES = {EVAL_METRIC: "mean weights", "eval_return_sample1": "sample-1", "eval_return_sample5": "sample-5"}
 
@@ -389,6 +386,7 @@ def _parameter_ratio(parameters: pd.DataFrame | None, algo: str) -> str:
 def claim_f(suites: Sequence[SuiteResults], settings: ClaimSettings) -> Claim:
     claim = Claim("f", "SAC is more sample-efficient than PPO (same method and suite, over the shorter of the "
                        "two budgets).", "P(SAC > PPO) of AUC and steps to τ up to the common horizon", "any")
+    untestable = []
     for results in suites:
         table = results.task_curves
         for method in ordered_methods(table["method"]):
@@ -399,10 +397,16 @@ def claim_f(suites: Sequence[SuiteResults], settings: ClaimSettings) -> Claim:
             horizon = int(min(rows.loc[rows["algo"] == algo, "step"].max() for algo in ("ppo", "sac")))
             scope = _scope(SuiteResults(results.suite, results.scores, rows), None, settings, horizon=horizon,
                            name=f"{results.suite}/{method}")
+            if scope.stats["auc"].isna().any():  # one algorithm evaluates only at step 0 up to H
+                untestable.append(f"{scope.name} (no evaluation of both algorithms in (0, {horizon:,}] steps)")
+                continue
             _compare(claim, scope, "better", ("auc", "steps"), "sac", "ppo",
                      lambda algo, statistic, scope=scope, method=method: scope.matrix(algo, method, statistic),
                      label=f"sac vs ppo (H = {horizon:,} steps)")
-    return _note(claim, [], "no data: no suite has runs of one method under both PPO and SAC")
+    claim = _note(claim, [], "no data: no suite has runs of one method under both PPO and SAC")
+    if untestable:
+        claim.note = ("" if claim.tests else "no data: ") + "not comparable: " + "; ".join(untestable)
+    return claim
 
 
 def claim_g(suites: Sequence[SuiteResults], settings: ClaimSettings) -> Claim:
