@@ -334,6 +334,17 @@ def test_parameter_counts_of_a_run_directory_closed_form(tmp_path):
     lora = counts["varshare_lora"]
     assert lora["shared"] == 9_155 and 0 < lora["per_task"] < counts["varshare"]["per_task"] / 4
 
+    out = tmp_path / "parameters.csv"
+    done = subprocess.run([sys.executable, "-m", "varshare.cli", "parameters", "--out", str(out),
+                           str(tmp_path / "varshare_lora"), str(tmp_path / "varshare")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    assert list(table["method"]) == ["varshare", "varshare_lora"]  # method order
+    assert table.set_index("method").loc["varshare", "per_task"] == 2 * 9_155
+    bad = subprocess.run([sys.executable, "-m", "varshare.cli", "parameters", "--out", str(out), str(tmp_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a run directory of `varshare train` (config.yaml" in bad.stderr
+
 
 def test_rliable_figures_cli(tmp_path):
     results = tmp_path / "results"

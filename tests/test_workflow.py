@@ -117,9 +117,9 @@ def hpo_jobs(suites: int, studies: int, workers: int, tuned_runs: int) -> dict[s
 
 
 def claims_jobs(suites: int) -> dict[str, int]:
-    """The claims report (one) and, per trained suite, its score range and rliable's two figures (every
+    """The claims report (one) and, per trained suite, its score range, parameter counts and rliable's two figures (every
     preset trains VarShare beside another compared method on each suite)."""
-    return dict(claims=1, score_range=suites, figure_profiles=suites, figure_improvement=suites)
+    return dict(claims=1, score_range=suites, parameters=suites, figure_profiles=suites, figure_improvement=suites)
 
 
 # Jobs per rule of each shipped preset's `figures/all`, from its plans (suites × algorithms × methods

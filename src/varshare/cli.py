@@ -234,6 +234,19 @@ def cmd_rliable_figures(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parameters(args: argparse.Namespace) -> int:
+    """Parameter counts (total, per task, shared) of each (algo, method) among run directories."""
+    from varshare.analysis.parameters import write_parameter_table
+
+    try:
+        table = write_parameter_table(args.runs, args.out)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: parameter counts of {len(table)} (algo, method) pairs")
+    return 0
+
+
 def cmd_figure(args: argparse.Namespace) -> int:
     """Draw the learning-curve (and optionally IQM) figures of a results directory."""
     from varshare.analysis.figures import plot_iqm, plot_learning_curves
@@ -637,6 +650,11 @@ def build_parser() -> argparse.ArgumentParser:
     aggregate.add_argument("--task-bootstrap", action="store_true", help="also resample tasks in the bootstrap")
     aggregate.add_argument("runs", nargs="+", help="finished run directories of the suite")
     aggregate.set_defaults(func=cmd_aggregate)
+
+    parameters = commands.add_parser("parameters", help="parameter counts (total, per task, shared) of runs' models")
+    parameters.add_argument("--out", required=True, help="CSV, e.g. data/results/<suite>/parameters.csv")
+    parameters.add_argument("runs", nargs="+", help="run directories (one per algo and method suffices)")
+    parameters.set_defaults(func=cmd_parameters)
 
     claims = commands.add_parser("claims", help="test the study's claims on results directories (the claims report)")
     claims.add_argument("--results", nargs="+", required=True, help="results directories (varshare aggregate)")

@@ -14,7 +14,6 @@ rule aggregate:
     output:
         curves="data/results/{suite}/eval_curves.csv",
         task_curves="data/results/{suite}/task_curves.csv",
-        parameters="data/results/{suite}/parameters.csv",
         final="data/results/{suite}/final_returns.csv",
         per_task="data/results/{suite}/per_task_final.csv",
         iqm="data/results/{suite}/iqm.csv",
@@ -48,3 +47,20 @@ rule score_range:
     shell:
         "varshare score-range --suite {wildcards.suite} --tasks {input.tasks} --episodes {params.episodes}"
         " --seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule parameters:
+    """Parameter counts (total, per task, shared) of every (algo, method) a suite trains, from the
+    config of its first seed's run (the claims report's LoRA parameter ratio)."""
+    input:
+        runs=lambda w: [f"{run_dir(suite, algo, method, TRAINED_SEEDS[suite, algo][0])}/done.json"
+                        for (suite, algo), methods in TRAINED.items() if suite == w.suite for method in methods],
+        code=PARAMETER_SOURCES,
+    output:
+        "data/results/{suite}/parameters.csv",
+    params:
+        run_dirs=lambda w, input: " ".join(str(Path(p).parent) for p in input.runs),
+    log:
+        "logs/parameters/{suite}.log",
+    shell:
+        "varshare parameters --out {output} {params.run_dirs} > {log} 2>&1"

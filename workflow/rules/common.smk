@@ -52,9 +52,9 @@ LOO_ADAPT_SOURCES = {algo: code_sources("varshare.train", "varshare.loo", f"vars
                      for algo in KNOWN_ALGOS}
 PRUNE_SOURCES = {algo: code_sources("varshare.eval.pruning", f"varshare.algos.{algo}") for algo in KNOWN_ALGOS}
 # analysis commands: aggregate; figure, plot and loo-figure; plot mt10; loo-aggregate
-# (the aggregate rebuilds each method's model to count its parameters: the algorithms' modules count)
-AGGREGATE_SOURCES = code_sources("varshare.analysis.aggregate", "varshare.analysis.results",
-                                 *(f"varshare.algos.{algo}" for algo in KNOWN_ALGOS))
+AGGREGATE_SOURCES = code_sources("varshare.analysis.aggregate", "varshare.analysis.results")
+# counting parameters rebuilds each method's model: the algorithms' modules count
+PARAMETER_SOURCES = code_sources("varshare.analysis.parameters", *(f"varshare.algos.{algo}" for algo in KNOWN_ALGOS))
 FIGURE_SOURCES = code_sources("varshare.analysis.figures", "varshare.analysis.results")
 MT10_FIGURE_SOURCES = code_sources("varshare.analysis.mt10", "varshare.analysis.results")
 LOO_AGGREGATE_SOURCES = code_sources("varshare.analysis.aggregate", "varshare.analysis.loo")

@@ -14,7 +14,6 @@
   Meta-World MT10 (Fig. 7); empty tables (header only) when the runs log no success;
 * ``strategy_curves.csv`` — :func:`~varshare.analysis.portfolio.strategy_curves` (Fig. 3);
 * ``sharing_map.csv`` — :func:`~varshare.analysis.portfolio.sharing_map` (the sharing map);
-* ``parameters.csv`` — :func:`parameter_table` (algo, method, total, per_task, shared parameters);
 * ``aggregate.json`` — what went in (runs, algos, methods, seeds per algo and method, tasks), the
   bootstrap settings and the package versions, written last.
 """
@@ -28,8 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from varshare.analysis.aggregate import (SUCCESS_METRIC, RunDirectoryError, _sort, eval_curves, final_returns,
-                                        has_metric, load_runs, per_task_table, task_curves)
+from varshare.analysis.aggregate import (SUCCESS_METRIC, RunDirectoryError, eval_curves, final_returns, has_metric,
+                                        load_runs, per_task_table, task_curves)
 from varshare.analysis.portfolio import sharing_map, strategy_curves
 from varshare.analysis.stats import CONFIDENCE, INTERVAL_METHOD, iqm_with_ci
 from varshare.analysis.style import ordered_algos, ordered_methods
@@ -37,7 +36,7 @@ from varshare.io import atomic_write_text
 from varshare.run_io import git_commit
 
 TABLES = ("eval_curves", "task_curves", "final_returns", "per_task_final", "iqm", "success_curves", "final_success",
-          "success_iqm", "strategy_curves", "sharing_map", "parameters")
+          "success_iqm", "strategy_curves", "sharing_map")
 
 
 def _version(name: str) -> str:
@@ -83,7 +82,6 @@ def write_aggregate(run_dirs: Iterable[str | Path], suite: str, out: str | Path,
         **success_tables(df, bootstrap_seed, reps, task_bootstrap),
         "strategy_curves": strategy_curves(df),
         "sharing_map": sharing_map(df),
-        "parameters": parameter_table(run_dirs),
     }
     out = Path(out)
     for name, table in tables.items():
@@ -108,25 +106,6 @@ def write_aggregate(run_dirs: Iterable[str | Path], suite: str, out: str | Path,
     }
     atomic_write_text(out / "aggregate.json", json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def parameter_table(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
-    """Parameter counts per (algo, method) (:func:`varshare.run_loading.parameter_counts` of its
-    first run directory; a method's seeds share one architecture): columns ``algo, method, total,
-    per_task, shared``, in algorithm and method order. Directories without the config, tasks and
-    manifest that ``varshare train`` writes (hand-made metrics tables) give no row."""
-    from varshare.run_loading import parameter_counts  # builds models: imports torch and the envs
-
-    first: dict[tuple[str, str], Path] = {}
-    for directory in map(Path, run_dirs):
-        if not all((directory / name).is_file() for name in ("config.yaml", "tasks.json", "manifest.json")):
-            continue
-        manifest = json.loads((directory / "manifest.json").read_text())
-        first.setdefault((manifest["algo"], manifest["method"]), directory)
-    rows = [{"algo": algo, "method": method, **parameter_counts(directory)}
-            for (algo, method), directory in first.items()]
-    table = pd.DataFrame(rows, columns=["algo", "method", "total", "per_task", "shared"])
-    return _sort(table, ["algo", "method"])
 
 
 def success_tables(df: pd.DataFrame, bootstrap_seed: int, reps: int, task_bootstrap: bool) -> dict[str, pd.DataFrame]:
