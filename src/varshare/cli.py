@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -157,6 +158,8 @@ def cmd_aggregate(args: argparse.Namespace) -> int:
     except (RunDirectoryError, ValueError) as error:
         print(error, file=sys.stderr)
         return 2
+    for warning in summary["environment_warnings"]:
+        print(warning, file=sys.stderr)
     print(f"aggregated {summary['num_runs']} {args.suite} runs (algos {', '.join(summary['algos'])}; "
           f"methods {', '.join(summary['methods'])}) into {args.out}")
     return 0
@@ -245,6 +248,37 @@ def cmd_parameters(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {args.out}: parameter counts of {len(table)} (algo, method) pairs")
     return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Regenerate requirements.lock from pyproject.toml (uv pip compile; needs the package index)."""
+    from varshare.environment import compile_lock
+
+    try:
+        count = compile_lock(args.pyproject, args.out, uv=args.uv)
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"could not compile the lock: {error}{getattr(error, 'stderr', '') or ''}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {count} pins (torch and its CUDA libraries installed apart)")
+    return 0
+
+
+def cmd_env_check(args: argparse.Namespace) -> int:
+    """Is the lock current against pyproject.toml, and is the running environment exactly its pins?"""
+    from varshare.environment import environment_record, lock_is_current
+
+    lock = Path(args.lock)
+    if not lock.is_file():
+        print(f"{lock}: no lock file (make lock writes it)", file=sys.stderr)
+        return 2
+    current = lock_is_current(lock, args.pyproject)
+    record = environment_record(lock)
+    print(f"lock {lock} (sha256 {record.lock_sha256[:12]}): "
+          f"{'current' if current else 'STALE: compiled from other dependencies than ' + args.pyproject + ' declares; run make lock'}")
+    print(f"environment vs lock (pip freeze diff): {len(record.differences)} differences")
+    for line in record.differences:
+        print(f"  {line}")
+    return 0 if current and record.matches_lock else 1
 
 
 def cmd_figure(args: argparse.Namespace) -> int:
@@ -685,6 +719,17 @@ def build_parser() -> argparse.ArgumentParser:
         for ext in ("png", "pdf"):
             rliable.add_argument(f"--{name}-{ext}", help=f"write the {name} figure ({ext.upper()})")
     rliable.set_defaults(func=cmd_rliable_figures)
+
+    lock = commands.add_parser("lock", help="regenerate requirements.lock from pyproject.toml (uv pip compile)")
+    lock.add_argument("--pyproject", default="pyproject.toml")
+    lock.add_argument("--out", default="requirements.lock")
+    lock.add_argument("--uv", default="uv", help="the uv executable (default: uv on PATH)")
+    lock.set_defaults(func=cmd_lock)
+
+    env_check = commands.add_parser("env-check", help="is the lock current, and the environment exactly its pins?")
+    env_check.add_argument("--lock", default="requirements.lock")
+    env_check.add_argument("--pyproject", default="pyproject.toml")
+    env_check.set_defaults(func=cmd_env_check)
 
     figure = commands.add_parser("figure", help="draw figures from a results directory")
     figure.add_argument("--results", required=True, help="results directory written by `varshare aggregate`")

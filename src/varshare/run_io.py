@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from varshare.environment import environment_record
 from varshare.io import atomic_write_text
 
 METRIC_COLUMNS = ("run", "algo", "method", "seed", "task", "step", "metric", "value")
@@ -72,7 +73,7 @@ def git_commit(directory: str | Path) -> str:
 
 
 def versions_manifest(spec_hash: str, extra: dict | None = None) -> dict:
-    """Package versions, git commit, platform and the task-spec hash of a run."""
+    """Package versions, git commit, platform, environment (lock) and the task-spec hash of a run."""
     packages = ["varshare", "torch", "numpy", "gymnasium", "box2d", "metaworld", "mujoco"]
     versions = {}
     for name in packages:
@@ -86,5 +87,7 @@ def versions_manifest(spec_hash: str, extra: dict | None = None) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "task_specs_sha256": spec_hash,
+        # the lock file's sha256 and whether this environment is exactly its pins (varshare.environment)
+        "environment": environment_record().to_dict(),
         **(extra or {}),
     }

@@ -15,7 +15,8 @@
 * ``strategy_curves.csv`` — :func:`~varshare.analysis.portfolio.strategy_curves` (Fig. 3);
 * ``sharing_map.csv`` — :func:`~varshare.analysis.portfolio.sharing_map` (the sharing map);
 * ``aggregate.json`` — what went in (runs, algos, methods, seeds per algo and method, tasks), the
-  bootstrap settings and the package versions, written last.
+  bootstrap settings, the package versions, each run's lock sha256 and the warnings when the runs
+  come from different (or unlocked) environments, written last.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from varshare.analysis.aggregate import (SUCCESS_METRIC, RunDirectoryError, eval
 from varshare.analysis.portfolio import sharing_map, strategy_curves
 from varshare.analysis.stats import CONFIDENCE, INTERVAL_METHOD, iqm_with_ci
 from varshare.analysis.style import ordered_algos, ordered_methods
+from varshare.environment import mixed_environment_warnings
 from varshare.io import atomic_write_text
 from varshare.run_io import git_commit
 
@@ -86,6 +88,7 @@ def write_aggregate(run_dirs: Iterable[str | Path], suite: str, out: str | Path,
     out = Path(out)
     for name, table in tables.items():
         atomic_write_text(out / f"{name}.csv", table.to_csv(index=False, lineterminator="\n"))
+    environments = run_environments(run_dirs)
     summary = {
         "suite": suite,
         "num_runs": int(df["run"].nunique()),
@@ -103,9 +106,23 @@ def write_aggregate(run_dirs: Iterable[str | Path], suite: str, out: str | Path,
         "files": [f"{name}.csv" for name in TABLES],
         "versions": {name: _version(name) for name in ("varshare", "rliable", "arch", "numpy", "pandas", "scipy")},
         "git_commit": git_commit(Path(__file__).resolve().parent),
+        # each run's lock sha256 (varshare.environment) and the warnings when they are not all one
+        "environments": {run: (record or {}).get("lock_sha256") for run, record in environments.items()},
+        "environment_warnings": mixed_environment_warnings(environments),
     }
     atomic_write_text(out / "aggregate.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def run_environments(run_dirs: Iterable[str | Path]) -> dict[str, dict | None]:
+    """Each run's ``manifest.json`` environment record (None for a manifest without one), keyed by
+    run name; directories without a manifest (hand-made metrics tables) are left out."""
+    environments = {}
+    for directory in map(Path, run_dirs):
+        if (directory / "manifest.json").is_file():
+            manifest = json.loads((directory / "manifest.json").read_text())
+            environments[manifest.get("run", str(directory))] = manifest.get("environment")
+    return environments
 
 
 def success_tables(df: pd.DataFrame, bootstrap_seed: int, reps: int, task_bootstrap: bool) -> dict[str, pd.DataFrame]:
