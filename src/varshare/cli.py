@@ -192,10 +192,10 @@ def cmd_claims(args: argparse.Namespace) -> int:
 def cmd_rliable_figures(args: argparse.Namespace) -> int:
     """rliable's performance profiles and/or probability-of-improvement plots of a suite, a panel per algorithm."""
     from varshare.config import CHALLENGERS, COMPARED_METHODS as COMPARED
-    from varshare.analysis.efficiency import normalised_curves, run_statistics, score_matrix
+    from varshare.analysis.efficiency import normalised_curves, run_statistics
     from varshare.analysis.results import read_table
     from varshare.analysis.rliable_figures import plot_improvement, plot_performance_profiles
-    from varshare.analysis.stats import comparison_interval, probability_of_improvement
+    from varshare.analysis.stats import comparison_interval, probability_of_improvement, score_matrix
     from varshare.analysis.style import ordered_methods
     from varshare.hpo.objective import ScoreRange
 

@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from varshare.analysis.aggregate import EVAL_METRIC
-from varshare.analysis.efficiency import normalised_curves, run_statistics, score_matrix
-from varshare.analysis.stats import comparison_interval, interquartile_mean, probability_of_improvement
+from varshare.analysis.efficiency import normalised_curves, run_statistics
+from varshare.analysis.stats import comparison_interval, interquartile_mean, probability_of_improvement, score_matrix
 from varshare.analysis.style import ordered_algos, ordered_methods
 from varshare.config import CHALLENGERS, COMPARED_METHODS, VARSHARE_VARIANTS
 from varshare.hpo.objective import ScoreRange

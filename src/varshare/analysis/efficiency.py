@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from varshare.analysis.aggregate import EVAL_METRIC, SUCCESS_METRIC
+from varshare.analysis.loo import steps_to_threshold as loo_steps_to_threshold
 from varshare.hpo.objective import ScoreRange
 
 RUN_KEYS = ["algo", "method", "seed", "task"]
@@ -73,10 +74,14 @@ def area_under_curve(steps: np.ndarray, scores: np.ndarray, horizon: int) -> flo
 
 
 def steps_to_threshold(steps: np.ndarray, scores: np.ndarray, threshold: float, horizon: int) -> float:
-    """First evaluation step ≤ ``horizon`` with score ≥ ``threshold``; ``inf`` when censored."""
+    """First evaluation step ≤ ``horizon`` with score ≥ ``threshold``; ``inf`` when censored (the
+    leave-one-out study's :func:`varshare.analysis.loo.steps_to_threshold`, cut at ``horizon``)."""
     steps, scores = np.asarray(steps), np.asarray(scores, dtype=float)
-    reached = np.flatnonzero((steps <= horizon) & (scores >= threshold))
-    return float(steps[reached[0]]) if reached.size else float("inf")
+    inside = steps <= horizon
+    if not inside.any():
+        return float("inf")
+    first, censored = loo_steps_to_threshold(steps[inside], scores[inside], threshold)
+    return float("inf") if censored else float(first)
 
 
 def run_statistics(curves: pd.DataFrame, threshold: float, horizon: int | None = None) -> pd.DataFrame:
@@ -101,18 +106,3 @@ def run_statistics(curves: pd.DataFrame, threshold: float, horizon: int | None =
                      "auc": area_under_curve(steps, scores, end),
                      "steps": steps_to_threshold(steps, scores, threshold, end), "horizon": end})
     return pd.DataFrame(rows, columns=[*RUN_KEYS, "final", "auc", "steps", "horizon"])
-
-
-def score_matrix(stats: pd.DataFrame, algo: str, method: str, column: str) -> np.ndarray:
-    """``stats[column]`` of one (algo, method) as ``[num_seeds, num_tasks]`` (seeds ascending, tasks in
-    the order they first appear in ``stats``).
-
-    Raises:
-        ValueError: when some (seed, task) has no value.
-    """
-    tasks = list(dict.fromkeys(stats["task"]))
-    rows = stats[(stats["algo"] == algo) & (stats["method"] == method)]
-    matrix = rows.pivot(index="seed", columns="task", values=column).reindex(columns=tasks).sort_index()
-    if matrix.isna().to_numpy().any():
-        raise ValueError(f"{algo}/{method}: {column} missing for some (seed, task) of seeds {list(matrix.index)}")
-    return matrix.to_numpy(dtype=float)
